@@ -1,0 +1,3 @@
+export * from './national-id';
+export * from './mobile';
+export * from './redaction';

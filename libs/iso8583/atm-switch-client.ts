@@ -1,0 +1,118 @@
+import { connect, Socket } from 'node:net';
+import { IsoFields, packMessage, unpackMessage } from './codec';
+import { frame, FrameDecoder } from './framing';
+import { retailMac } from './mac';
+
+export type MacMode = 'valid' | 'wrong' | 'missing';
+
+/**
+ * What an ATM switch does (spec 4): one TCP connection, many requests in
+ * flight, answers matched on fields 11 and 37, MACs set and checked. Used by
+ * the tests, `npm run simulate:atm` and the conformance kit.
+ */
+export class AtmSwitchClient {
+  private readonly decoder = new FrameDecoder(65535);
+  private readonly waiting = new Map<string, { resolve: (answer: AtmAnswer) => void; reject: (error: Error) => void }>();
+  readonly closed: Promise<void>;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly macKey: Buffer | null,
+  ) {
+    socket.on('data', (chunk) => {
+      for (const raw of this.decoder.push(chunk)) {
+        const fields = unpackMessage(raw);
+        const key = matchKey(fields);
+        const pending = this.waiting.get(key);
+        this.waiting.delete(key);
+        pending?.resolve({ fields, raw, macValid: this.macValid(fields, raw) });
+      }
+    });
+    this.closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        for (const pending of this.waiting.values()) pending.reject(new Error('connection closed'));
+        this.waiting.clear();
+        resolve();
+      }),
+    );
+    socket.on('error', () => undefined);
+  }
+
+  static connect(host: string, port: number, macKey: Buffer | null): Promise<AtmSwitchClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host, port }, () => resolve(new AtmSwitchClient(socket, macKey)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Packs, MACs (unless told otherwise) and sends; resolves with the matching answer. */
+  request(fields: IsoFields, mac: MacMode = 'valid', timeoutMs = 15_000): Promise<AtmAnswer> {
+    const raw = this.pack(fields, mac);
+    return this.send(raw, matchKey(fields), timeoutMs);
+  }
+
+  /** The bytes a request would go out as. */
+  pack(fields: IsoFields, mac: MacMode = 'valid'): Buffer {
+    if (mac === 'missing' || !['0200', '0420', '0421'].includes(fields[0])) return packMessage(fields);
+    const macField = Object.keys(fields).some((k) => Number(k) > 64) ? 128 : 64;
+    const raw = packMessage({ ...fields, [macField]: '0000000000000000' });
+    const value = this.macKey ? retailMac(this.macKey, raw.subarray(0, raw.length - 8)) : Buffer.alloc(8);
+    if (mac === 'wrong') value[0] ^= 0xff;
+    value.copy(raw, raw.length - 8);
+    return raw;
+  }
+
+  send(raw: Buffer, key: string, timeoutMs = 15_000): Promise<AtmAnswer> {
+    const answer = this.awaitAnswer(key, timeoutMs);
+    this.socket.write(frame(raw));
+    return answer;
+  }
+
+  /** The answer that will match `key` (STAN/RRN), however the request is written. */
+  awaitAnswer(key: string, timeoutMs = 15_000): Promise<AtmAnswer> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting.delete(key);
+        reject(new Error(`no answer for ${key} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiting.set(key, {
+        resolve: (answer) => {
+          clearTimeout(timer);
+          resolve(answer);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      });
+    });
+  }
+
+  /** Writes bytes as they are (no framing): for tests of framing and hostile input. */
+  writeRaw(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  close(): Promise<void> {
+    this.socket.end();
+    return this.closed;
+  }
+
+  private macValid(fields: IsoFields, raw: Buffer): boolean | null {
+    const macField = raw[4] & 0x80 ? 128 : 64;
+    if (!fields[macField] || !this.macKey) return null;
+    return retailMac(this.macKey, raw.subarray(0, raw.length - 8)).toString('hex') === fields[macField];
+  }
+}
+
+export interface AtmAnswer {
+  fields: IsoFields;
+  raw: Buffer;
+  /** null when the answer carries no MAC. */
+  macValid: boolean | null;
+}
+
+/** Answers are matched on STAN and RRN (spec 4.1). */
+export function matchKey(fields: IsoFields): string {
+  return `${fields[11] ?? ''}/${fields[37] ?? ''}`;
+}

@@ -1,0 +1,2 @@
+export * from './detached-jws';
+export * from './request-signing';

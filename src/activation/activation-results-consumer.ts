@@ -1,0 +1,115 @@
+import { EachBatchPayload, Kafka } from 'kafkajs';
+import { DataSource, EntityManager } from 'typeorm';
+import { ResilientConsumer } from '../kafka/resilient-consumer';
+import { EVENT_TYPES, TOPICS } from '../kafka/topics';
+import { JsonLogger } from '../logging/json-logger';
+import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
+import { deadLetter } from '../outbox/dead-letter';
+import { appendToOutbox } from '../outbox/outbox-writer';
+import { ActivationResult, parseActivationResult } from './activation-result';
+
+export const ACTIVATION_RESULTS_GROUP = 'absher-bank-gateway.activation-results';
+
+/**
+ * Results from the identity core (spec 5.3). An accepted activation moves to
+ * ACTIVATED or FAILED; a repeated result changes nothing; a result for an
+ * activation that was rejected, reversed or already completed otherwise is
+ * recorded and reported on the ops stream, not applied; an invalid or unknown
+ * one goes to the DLQ. Each batch is stored in one transaction, then offsets
+ * are committed.
+ */
+export class ActivationResultsConsumer extends ResilientConsumer {
+  constructor(
+    kafka: Kafka,
+    private readonly dataSource: DataSource,
+    private readonly onPublished: () => void,
+    maxWaitTimeInMs: number,
+    logger: JsonLogger,
+    onLag?: (topic: string, partition: number, lag: number) => void,
+  ) {
+    super(kafka, ACTIVATION_RESULTS_GROUP, TOPICS.activationResults, maxWaitTimeInMs, logger, 'activation-results-consumer', onLag);
+  }
+
+  protected async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (!isRunning() || isStale() || batch.messages.length === 0) return;
+    const outcomes = { applied: 0, repeated: 0, notApplied: 0, dead: 0 };
+    await this.dataSource.transaction(async (db) => {
+      const outbox: OutboxMessage[] = [];
+      for (const [index, message] of batch.messages.entries()) {
+        // A long batch must not cost the group membership (10 s session): keep heart-beating.
+        if (index % 100 === 99) await heartbeat();
+        const parsed = parseActivationResult(message.value);
+        if (!parsed.ok) {
+          outbox.push(deadLetter(batch.topic, batch.partition, message, parsed.reason));
+          outcomes.dead++;
+          continue;
+        }
+        const outcome = await this.apply(db, parsed.result, outbox);
+        if (outcome === 'UNKNOWN') {
+          outbox.push(deadLetter(batch.topic, batch.partition, message, `no activation ${parsed.result.activationId} is known`));
+          outcomes.dead++;
+        } else outcomes[outcome]++;
+      }
+      await appendToOutbox(db, outbox);
+    });
+    const last = batch.messages[batch.messages.length - 1].offset;
+    resolveOffset(last);
+    await this.commit(batch.topic, batch.partition, last);
+    await heartbeat();
+    if (outcomes.dead + outcomes.notApplied) this.onPublished();
+    this.log.emit(outcomes.dead ? 'warn' : 'debug', 'activation results processed', { partition: batch.partition, ...outcomes });
+  }
+
+  private async apply(db: EntityManager, result: ActivationResult, outbox: OutboxMessage[]): Promise<'applied' | 'repeated' | 'notApplied' | 'UNKNOWN'> {
+    const [activation]: { status: string; bank_code: string; channel: string; completed_at: Date | null }[] = await db.query(
+      `SELECT status, bank_code, channel, completed_at FROM activation_request WHERE activation_id = $1 FOR UPDATE`,
+      [result.activationId],
+    );
+    if (!activation) return 'UNKNOWN';
+    // Returns false when this very result was recorded before (a redelivered batch).
+    const record = async (applied: boolean, because: string | null): Promise<boolean> =>
+      (
+        await db.query(
+          `INSERT INTO activation_result (activation_id, result, reason, completed_at, applied, not_applied_because) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (activation_id, result, completed_at) DO NOTHING RETURNING id`,
+          [
+        result.activationId,
+        result.result,
+        result.reason,
+        result.completedAt,
+        applied,
+        because,
+          ],
+        )
+      ).length > 0;
+    if (activation.status === 'ACCEPTED') {
+      await db.query(`UPDATE activation_request SET status = $2, completed_at = $3, result_reason = $4 WHERE activation_id = $1`, [
+        result.activationId,
+        result.result,
+        result.completedAt,
+        result.reason,
+      ]);
+      await record(true, null);
+      return 'applied';
+    }
+    if (activation.status === result.result) return 'repeated'; // at least once from the identity core: the same result again
+    const why = activation.status === 'REJECTED' ? 'ACTIVATION_REJECTED' : activation.status === 'REVERSED' ? 'ACTIVATION_REVERSED' : 'ALREADY_COMPLETED';
+    if (!(await record(false, why))) return 'repeated';
+    outbox.push({
+      topic: TOPICS.ops,
+      key: activation.bank_code,
+      event: cloudEvent(EVENT_TYPES.resultNotApplied, activation.bank_code, {
+        activationId: result.activationId,
+        bankCode: activation.bank_code,
+        channel: activation.channel,
+        activationStatus: activation.status,
+        result: result.result,
+        why,
+        completedAt: result.completedAt.toISOString(),
+        receivedAt: new Date().toISOString(),
+      }),
+    });
+    this.log.emit('warn', 'activation result not applied', { activationId: result.activationId, bank: activation.bank_code, why });
+    return 'notApplied';
+  }
+}

@@ -1,0 +1,56 @@
+import { DynamicModule, Inject, Injectable, Module, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { AtmChannelModule } from './channels/atm/atm-channel.module';
+import { HttpChannelModule } from './channels/http/http-channel.module';
+import { GatewayConfig } from './config/gateway-config';
+import { Store } from './database/store';
+import { InfrastructureModule } from './infrastructure.module';
+import { KafkaConnection } from './kafka/kafka-connection';
+import { JsonLogger } from './logging/json-logger';
+import { OutboxModule } from './outbox/outbox.module';
+import { OpsModule } from './ops/ops.module';
+import { OpsRecorder } from './ops/ops-recorder';
+import { OutboxRelay } from './outbox/outbox-relay';
+import { ActivationResultsConsumer } from './activation/activation-results-consumer';
+import { RegistrationsConsumer } from './registry/registrations-consumer';
+import { RegistryModule } from './registry/registry.module';
+
+/** Starts the background work after the application is up and stops it in order. */
+@Injectable()
+export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
+  constructor(
+    @Inject(OutboxRelay) private readonly relay: OutboxRelay,
+    @Inject(RegistrationsConsumer) private readonly registrations: RegistrationsConsumer,
+    @Inject(ActivationResultsConsumer) private readonly results: ActivationResultsConsumer,
+    @Inject(KafkaConnection) private readonly kafka: KafkaConnection,
+    @Inject(Store) private readonly store: Store,
+    @Inject(OpsRecorder) private readonly ops: OpsRecorder,
+    @Inject(JsonLogger) private readonly logger: JsonLogger,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.relay.start();
+    this.ops.start();
+    // In the background: the gateway answers from the stored read model while Kafka is away.
+    this.registrations.start();
+    this.results.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all([this.registrations.stop(), this.results.stop()]);
+    await this.ops.stop(); // writes the last request-handled events and the open minutes' summaries
+    await this.relay.stop();
+    await this.kafka.close();
+    await this.store.close();
+  }
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(config: GatewayConfig, logger: JsonLogger): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [InfrastructureModule.forRoot(config, logger), OutboxModule, OpsModule, RegistryModule, HttpChannelModule, AtmChannelModule],
+      providers: [GatewayLifecycle],
+    };
+  }
+}

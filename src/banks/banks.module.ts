@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import { Module } from '@nestjs/common';
+import { parseCertificateBundle } from '../../libs/pki';
+import { GatewayConfig } from '../config/gateway-config';
+import { ConfigurationError } from '../config/gateway-config';
+import { Store } from '../database/store';
+import { JsonLogger } from '../logging/json-logger';
+import { BankAuthenticator } from './bank-authenticator';
+import { BankDirectory } from './bank-directory';
+import { readBankRegistryFile } from './bank-registry-file';
+import { RateLimiter } from './rate-limiter';
+
+/** Partner banks: the registry from BANKS_FILE, their certificates, authentication and rate limits. */
+@Module({
+  providers: [
+    {
+      provide: BankDirectory,
+      inject: [GatewayConfig, Store, JsonLogger],
+      useFactory: async (config: GatewayConfig, store: Store, logger: JsonLogger) => {
+        let anchors;
+        try {
+          anchors = parseCertificateBundle(readFileSync(config.TRUST_ANCHORS, 'utf8'));
+        } catch (error) {
+          throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} cannot be read as a PEM bundle: ${(error as Error).message}`);
+        }
+        if (anchors.length === 0) throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} holds no certificate`);
+        const directory = new BankDirectory(store.dataSource, anchors, logger);
+        await directory.syncFromFile(readBankRegistryFile(config.BANKS_FILE));
+        await directory.reload();
+        return directory;
+      },
+    },
+    {
+      provide: BankAuthenticator,
+      inject: [BankDirectory, GatewayConfig],
+      useFactory: (directory: BankDirectory, config: GatewayConfig) => new BankAuthenticator(directory, config.JWS_MAX_AGE_SECONDS),
+    },
+    { provide: RateLimiter, useFactory: () => new RateLimiter() },
+  ],
+  exports: [BankDirectory, BankAuthenticator, RateLimiter],
+})
+export class BanksModule {}

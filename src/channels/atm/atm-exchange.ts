@@ -1,0 +1,309 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { checkNationalId, normalizeMobile } from '../../../libs/identity';
+import { IsoFields, IsoFormatError, packMessage, parseTlv, buildTlv, peekMessageHead, retailMac, TlvError, unpackMessage, maskForLog } from '../../../libs/iso8583';
+import { ActivateAccount, ActivationRecord } from '../../activation/activate-account.use-case';
+import { AdviseReversal } from '../../activation/advise-reversal.use-case';
+import { BankDirectory, BankProfile } from '../../banks/bank-directory';
+import { GatewayError } from '../../common/gateway-error';
+import { JsonLogger } from '../../logging/json-logger';
+import { ResponseCode, responseCodeOf } from './field39';
+import { OpsRecorder } from '../../ops/ops-recorder';
+import { ErrorCode } from '../../common/gateway-error';
+
+export const ACTIVATION_PROCESSING_CODE = '910000';
+const ECHOED_IN_0210 = [2, 3, 7, 11, 12, 13, 32, 37, 41];
+const ECHOED_IN_0430 = [2, 3, 7, 11, 32, 37, 41, 90];
+const REQUIRED_IN_0200 = [2, 3, 7, 11, 12, 13, 32, 37, 41, 48];
+
+/** What to do with one frame: answer it, or close the connection (nothing readable to answer). */
+export type ExchangeResult = { reply: Buffer } | { close: string };
+
+/**
+ * The ATM channel's translation (spec 4): an ISO 8583 message in, the one
+ * activation use case (or the reversal one) in the middle, an ISO 8583
+ * answer out. Knows messages, not connections.
+ */
+export class AtmExchange {
+  private readonly log: JsonLogger;
+
+  constructor(
+    private readonly directory: BankDirectory,
+    private readonly activateAccount: ActivateAccount,
+    private readonly adviseReversal: AdviseReversal,
+    private readonly dataSource: DataSource,
+    private readonly panHashKey: string,
+    private readonly ops: OpsRecorder,
+    logger: JsonLogger,
+  ) {
+    this.log = logger.child('atm');
+  }
+
+  async handle(raw: Buffer, connection: string): Promise<ExchangeResult> {
+    const receivedAt = performance.now();
+    let request: IsoFields;
+    try {
+      request = unpackMessage(raw);
+    } catch (error) {
+      return this.unreadable(raw, (error as IsoFormatError).message, connection);
+    }
+    // The same request id as the stored row and the events carry, so one ATM request can be followed across logs, store and Kafka.
+    const requestId = [7, 11, 32, 37, 41].every((field) => request[field] !== undefined) ? atmRequestId(request) : null;
+    const tracing = this.log.enabled('debug'); // decoding and masking for the log only when it is written
+    if (tracing) this.log.emit('debug', 'iso request', { connection, requestId, iso: maskForLog(request) });
+    try {
+      const reply = await this.dispatch(request, raw, receivedAt);
+      if (tracing) this.log.emit('debug', 'iso response', { connection, requestId, iso: maskForLog(unpackMessage(reply)) });
+      return { reply };
+    } catch (error) {
+      this.log.emit('error', 'unexpected error answering an ISO 8583 message', { connection, mti: request[0], stan: request[11], error });
+      try {
+        return { reply: this.errorAnswer(request, '96') };
+      } catch {
+        return { close: 'no answer could be built' };
+      }
+    }
+  }
+
+  /** An answer carrying only a field 39 code, signed whenever the bank is known (spec 4.3). */
+  private errorAnswer(request: IsoFields, code: ResponseCode): Buffer {
+    const bank = (request[32] && this.directory.forAcquirer(request[32])) || null;
+    if (request[0] === '0200') return this.answer0210(request, code, bank);
+    if (request[0] === '0420' || request[0] === '0421') return this.answer0430(request, code, bank);
+    return this.plainAnswer(request, code);
+  }
+
+  private answer0430(request: IsoFields, code: ResponseCode, bank: BankProfile | null): Buffer {
+    const fields = pick(request, ECHOED_IN_0430, { 0: '0430', 39: code });
+    return bank ? this.sign(bank, fields) : packMessage(fields);
+  }
+
+  private async dispatch(request: IsoFields, raw: Buffer, receivedAt: number): Promise<Buffer> {
+    switch (request[0]) {
+      case '0800':
+        return this.networkManagement(request);
+      case '0200':
+        return this.activation(request, raw, receivedAt);
+      case '0420':
+      case '0421':
+        return this.reversal(request, raw);
+      default:
+        return this.errorAnswer(request, '12');
+    }
+  }
+
+  private networkManagement(request: IsoFields): Buffer {
+    const code = ['001', '002', '301'].includes(request[70]) ? '00' : '12';
+    return packMessage(pick(request, [7, 11, 32, 70], { 0: '0810', 39: code }));
+  }
+
+  private async activation(request: IsoFields, raw: Buffer, receivedAt: number): Promise<Buffer> {
+    const bank = request[32] ? this.directory.forAcquirer(request[32]) : undefined;
+    if (!bank) {
+      this.log.emit('warn', 'ATM activation from an unknown acquirer', { acquirerId: request[32] ?? null, stan: request[11] });
+      return this.failed(request, null, '58', 'UNKNOWN_BANK', receivedAt);
+    }
+    const macProblem = this.checkMac(bank, request, raw);
+    if (macProblem) {
+      const code = await this.refuse(bank, request, macProblem);
+      return this.failed(request, bank, code, code === '63' ? 'SIGNATURE_INVALID' : 'UNAVAILABLE', receivedAt);
+    }
+    if (request[3] !== ACTIVATION_PROCESSING_CODE) return this.failed(request, bank, '12', 'MALFORMED_REQUEST', receivedAt);
+    const missing = REQUIRED_IN_0200.filter((field) => request[field] === undefined);
+    if (missing.length) return this.failed(request, bank, '30', 'MALFORMED_REQUEST', receivedAt);
+    let nationalId: string;
+    let mobile: string;
+    try {
+      const tlv = parseTlv(request[48]);
+      const id = checkNationalId(tlv.get('NI'));
+      const phone = normalizeMobile(tlv.get('MN'));
+      if (!id.valid) return this.failed(request, bank, '30', 'INVALID_NATIONAL_ID', receivedAt);
+      if (!phone.valid) return this.failed(request, bank, '30', 'INVALID_MOBILE', receivedAt);
+      nationalId = id.nationalId;
+      mobile = phone.e164;
+    } catch (error) {
+      if (error instanceof TlvError) return this.failed(request, bank, '30', 'MALFORMED_REQUEST', receivedAt);
+      throw error;
+    }
+    const requestId = atmRequestId(request);
+    let result;
+    try {
+      result = await this.activateAccount.execute({
+        bank,
+        channel: 'ATM',
+        requestId,
+        nationalId,
+        mobile,
+        customerReference: null,
+        // Spec 4.4: a repeat is the same 7, 11, 37, 41 from the same acquirer, whatever else it carries.
+        requestDigest: createHash('sha256').update(requestId).digest('hex'),
+        receivedAt,
+        atm: {
+          acquirerId: request[32],
+          terminalId: request[41],
+          stan: request[11],
+          rrn: request[37],
+          transmittedAt: request[7],
+          panHash: createHmac('sha256', this.panHashKey).update(request[2]).digest('hex'),
+        },
+        // Stored without the PAN (never stored in clear) and without the MAC; both are added when sent.
+        renderResponse: (record) => ({ status: 0, body: JSON.stringify(this.fields0210(request, record)) }),
+      });
+    } catch (error) {
+      if (error instanceof GatewayError && error.code === 'UNAVAILABLE') return this.failed(request, bank, '91', 'UNAVAILABLE', receivedAt);
+      this.recordError(request, bank, 'INTERNAL_ERROR', receivedAt);
+      throw error;
+    }
+    // Decided or replayed: already on the ops stream; the PAN (never stored) and the MAC are added now.
+    const stored: IsoFields = JSON.parse(result.response.body);
+    return this.sign(bank, { ...stored, 2: request[2] });
+  }
+
+  /** A 0200 answered without a decision: the answer, and its request-handled event on the ops stream. */
+  private failed(request: IsoFields, bank: BankProfile | null, code: ResponseCode, errorCode: ErrorCode, receivedAt: number): Buffer {
+    this.recordError(request, bank, errorCode, receivedAt);
+    return this.answer0210(request, code, bank);
+  }
+
+  private recordError(request: IsoFields, bank: BankProfile | null, errorCode: ErrorCode, receivedAt: number): void {
+    const keyed = [7, 11, 32, 37, 41].every((field) => request[field] !== undefined);
+    this.ops.record({
+      bankCode: bank?.code ?? 'UNKNOWN',
+      channel: 'ATM',
+      requestId: keyed ? atmRequestId(request) : null,
+      activationId: null,
+      outcome: 'ERROR',
+      reason: null,
+      errorCode,
+      latencyMs: Math.round((performance.now() - receivedAt) * 100) / 100,
+      subjectHash: null,
+      replayed: false,
+    });
+  }
+
+  private fields0210(request: IsoFields, record: ActivationRecord): IsoFields {
+    const code = responseCodeOf(record.reason);
+    const fields = pick(request, ECHOED_IN_0210.filter((f) => f !== 2), { 0: '0210', 39: code });
+    if (record.status === 'ACCEPTED') {
+      fields[38] = record.activationId.replace(/-/g, '').slice(0, 6).toUpperCase();
+      fields[48] = buildTlv([['AI', record.activationId]]);
+    }
+    return fields;
+  }
+
+  private async reversal(request: IsoFields, raw: Buffer): Promise<Buffer> {
+    const bank = request[32] ? this.directory.forAcquirer(request[32]) : undefined;
+    const answer = (code: ResponseCode) => this.answer0430(request, code, bank ?? null);
+    if (!bank) {
+      this.log.emit('warn', 'reversal advice from an unknown acquirer', { acquirerId: request[32] ?? null, stan: request[11] });
+      return answer('00');
+    }
+    const macProblem = this.checkMac(bank, request, raw);
+    if (macProblem) return answer(await this.refuse(bank, request, macProblem));
+    const original = request[90];
+    if (!original || !request[37] || !request[41]) return answer('30');
+    // Field 90: original MTI (4), STAN (6), transmission date and time (10), acquirer (11, zero-padded), forwarding institution (11).
+    const originalAcquirer = original.slice(20, 31);
+    const originalRequestId = atmRequestId({ 7: original.slice(10, 20), 11: original.slice(4, 10), 32: /[1-9]/.test(originalAcquirer) ? originalAcquirer : request[32], 37: request[37], 41: request[41] });
+    try {
+      const result = await this.adviseReversal.execute(bank.code, originalRequestId);
+      this.log.emit('info', 'reversal advice', { bank: bank.code, stan: request[11], result });
+      return answer('00');
+    } catch (error) {
+      if (error instanceof GatewayError && error.code === 'UNAVAILABLE') return answer('91');
+      throw error;
+    }
+  }
+
+  /** Null when the MAC is present and right; otherwise why not. */
+  private checkMac(bank: BankProfile, request: IsoFields, raw: Buffer): string | null {
+    const macField = raw[4] & 0x80 ? 128 : 64;
+    const received = request[macField];
+    if (received === undefined) return `MAC (field ${macField}) missing`;
+    if (!bank.macKey) return `no MAC key is configured for ${bank.code}`;
+    const expected = retailMac(bank.macKey, raw.subarray(0, raw.length - 8));
+    return timingSafeEqual(expected, Buffer.from(received, 'hex')) ? null : 'MAC does not verify';
+  }
+
+  /** Packs with the MAC of spec 4.3: over every byte before the MAC field, with the MAC bit set. */
+  private sign(bank: BankProfile, fields: IsoFields): Buffer {
+    const macField = Object.keys(fields).some((k) => Number(k) > 64) ? 128 : 64;
+    const unsigned = packMessage({ ...fields, [macField]: '0000000000000000' });
+    if (!bank.macKey) return unsigned;
+    const mac = retailMac(bank.macKey, unsigned.subarray(0, unsigned.length - 8));
+    mac.copy(unsigned, unsigned.length - 8);
+    return unsigned;
+  }
+
+  private answer0210(request: IsoFields, code: ResponseCode, bank: BankProfile | null): Buffer {
+    const fields = pick(request, ECHOED_IN_0210, { 0: '0210', 39: code });
+    return bank ? this.sign(bank, fields) : packMessage(fields);
+  }
+
+  /** An answer to a request we cannot act on: the request's MTI turned into its response, 39 set, what can be echoed echoed. */
+  private plainAnswer(request: IsoFields, code: ResponseCode): Buffer {
+    const mti = responseMti(request[0]) ?? '0810';
+    return packMessage(pick(request, [7, 11, 32, 37, 41], { 0: mti, 39: code }));
+  }
+
+  private unreadable(raw: Buffer, problem: string, connection: string): ExchangeResult {
+    const head = peekMessageHead(raw);
+    const mti = head ? responseMti(head.mti) : null;
+    if (!head || !head.stan || !mti) {
+      this.log.emit('warn', 'ISO 8583 frame cannot be read; closing the connection', { connection, problem, bytes: raw.length });
+      return { close: problem };
+    }
+    this.log.emit('warn', 'malformed ISO 8583 message answered with 30', { connection, mti: head.mti, stan: head.stan, problem });
+    const fields: IsoFields = { 0: mti, 11: head.stan, 39: '30' };
+    if (head.acquirerId) fields[32] = head.acquirerId;
+    if (head.rrn) fields[37] = head.rrn;
+    const bank = head.acquirerId ? this.directory.forAcquirer(head.acquirerId) : undefined;
+    if (head.mti === '0200') this.recordError({ 0: head.mti, 11: head.stan }, bank ?? null, 'MALFORMED_REQUEST', performance.now());
+    try {
+      return { reply: bank && mti !== '0810' ? this.sign(bank, fields) : packMessage(fields) };
+    } catch {
+      return { close: `${problem}; no answer could be built` };
+    }
+  }
+
+  /** A MAC failure is stored, never decided (spec 4.3): 63 once it is stored, 91 when it could not be. */
+  private async refuse(bank: BankProfile, request: IsoFields, reason: string): Promise<ResponseCode> {
+    this.log.emit('warn', 'ISO 8583 message refused', { bank: bank.code, mti: request[0], stan: request[11], reason, responseCode: '63' });
+    try {
+      await this.dataSource.query(
+        `INSERT INTO atm_refused_message (acquirer_id, bank_code, mti, stan, rrn, terminal_id, response_code, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+        [request[32] ?? null, bank.code, request[0], request[11] ?? null, request[37] ?? null, request[41] ?? null, '63', reason],
+      );
+      return '63';
+    } catch (error) {
+      this.log.emit('error', 'could not record a refused ISO 8583 message; answering 91', { error });
+      return '91';
+    }
+  }
+}
+
+/** 0200 -> 0210, 0420/0421 -> 0430, 0800 -> 0810; null for what is not a request. */
+export function responseMti(mti: string): string | null {
+  if (!/^[0-9]{4}$/.test(mti)) return null;
+  if (mti === '0421') return '0430';
+  const third = Number(mti[2]);
+  return third % 2 === 0 ? `${mti.slice(0, 2)}${third + 1}${mti[3] === '1' ? '0' : mti[3]}` : null;
+}
+
+/**
+ * The idempotency key of an ATM request (spec 4.4): acquirer, 7, 11, 37, 41,
+ * readable when it fits the request-id alphabet and 64 characters, else a hash.
+ */
+export function atmRequestId(fields: IsoFields): string {
+  // Field 32 is numeric: 00123 and 123 are the same acquirer (field 90 carries it zero-padded).
+  const acquirer = fields[32].replace(/^0+(?=[0-9])/, '');
+  const readable = `${acquirer}:${fields[7]}:${fields[11]}:${fields[37]}:${fields[41]}`;
+  if (/^[A-Za-z0-9._:-]{1,64}$/.test(readable)) return readable;
+  return `atm:${createHash('sha256').update(JSON.stringify([acquirer, fields[7], fields[11], fields[37], fields[41]])).digest('hex').slice(0, 48)}`;
+}
+
+function pick(fields: IsoFields, numbers: number[], extra: IsoFields): IsoFields {
+  const picked: IsoFields = { ...extra };
+  for (const number of numbers) if (fields[number] !== undefined) picked[number] = fields[number];
+  return picked;
+}

@@ -1,0 +1,104 @@
+import { IsIn, IsOptional, registerDecorator, validateSync, ValidationArguments } from 'class-validator';
+import { checkNationalId, normalizeMobile } from '../../../libs/identity';
+import { GatewayError } from '../../common/gateway-error';
+
+/** Channels this API serves; ATM activations come over ISO 8583 (spec 4). */
+export const SIGNED_JSON_CHANNELS = ['INTERNET_BANKING', 'PHONE_BANKING'] as const;
+export type SignedJsonChannel = (typeof SIGNED_JSON_CHANNELS)[number];
+
+function Check(check: (value: unknown) => string | null, code: string) {
+  return (target: object, property: string) =>
+    registerDecorator({
+      name: `check${property}`,
+      target: target.constructor,
+      propertyName: property,
+      options: { context: { code } },
+      validator: {
+        validate: (value: unknown) => check(value) === null,
+        defaultMessage: (args?: ValidationArguments) => `${args?.property} ${check(args?.value)}`,
+      },
+    });
+}
+
+/** 1 to 64 characters (code points, as the store counts them), no control characters. */
+function customerReferenceProblem(value: unknown): string | null {
+  if (typeof value !== 'string') return 'must be a string';
+  const length = [...value].length;
+  if (length < 1 || length > 64) return 'must be 1 to 64 characters';
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(value)) return 'must not contain control characters';
+  return null;
+}
+
+/** The POST body (spec 3.4). Each property carries the error code it fails with. */
+export class ActivationRequestBody {
+  @Check((v) => { const r = checkNationalId(v); return r.valid ? null : r.problem; }, 'INVALID_NATIONAL_ID')
+  nationalId!: string;
+
+  @Check((v) => { const r = normalizeMobile(v); return r.valid ? null : r.problem; }, 'INVALID_MOBILE')
+  mobile!: string;
+
+  @IsIn(SIGNED_JSON_CHANNELS, { message: 'channel must be INTERNET_BANKING or PHONE_BANKING (ATM activations use ISO 8583)', context: { code: 'INVALID_CHANNEL' } })
+  channel!: SignedJsonChannel;
+
+  @IsOptional()
+  @Check(customerReferenceProblem, 'MALFORMED_REQUEST')
+  customerReference?: string;
+}
+
+const FIELDS = ['nationalId', 'mobile', 'channel', 'customerReference'] as const;
+const PRECEDENCE = ['MALFORMED_REQUEST', 'INVALID_NATIONAL_ID', 'INVALID_MOBILE', 'INVALID_CHANNEL'] as const;
+
+export interface ActivationRequest {
+  nationalId: string;
+  /** E.164. */
+  mobile: string;
+  channel: SignedJsonChannel;
+  customerReference: string | null;
+}
+
+/** From the exact body bytes to a checked request, or a GatewayError saying precisely what is wrong. */
+export function parseActivationRequest(body: Buffer): ActivationRequest {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    throw new GatewayError('MALFORMED_REQUEST', 'the body is not valid UTF-8');
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new GatewayError('MALFORMED_REQUEST', `the body is not JSON: ${(error as Error).message.slice(0, 120)}`);
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new GatewayError('MALFORMED_REQUEST', 'the body must be a JSON object');
+  const unknown = Object.keys(json).filter((key) => !(FIELDS as readonly string[]).includes(key));
+  if (unknown.length) {
+    throw new GatewayError('MALFORMED_REQUEST', `unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k.slice(0, 40))).join(', ')}; allowed: ${FIELDS.join(', ')}`);
+  }
+  const source = json as Record<string, unknown>;
+  // Built field by field: never Object.assign untrusted JSON (a "__proto__" key).
+  const dto = new ActivationRequestBody();
+  dto.nationalId = source.nationalId as string;
+  dto.mobile = source.mobile as string;
+  dto.channel = source.channel as SignedJsonChannel;
+  if (source.customerReference !== undefined) dto.customerReference = source.customerReference as string;
+  const errors = validateSync(dto);
+  if (errors.length) {
+    const failures = errors.map((error) => ({
+      property: error.property,
+      code: ((Object.values(error.contexts ?? {})[0] as { code?: string } | undefined)?.code ?? 'MALFORMED_REQUEST') as (typeof PRECEDENCE)[number],
+      message: Object.values(error.constraints ?? {})[0] ?? `${error.property} is invalid`,
+    }));
+    failures.sort((a, b) => PRECEDENCE.indexOf(a.code) - PRECEDENCE.indexOf(b.code));
+    const first = failures[0];
+    throw new GatewayError(first.code, source[first.property] === undefined ? `${first.property} is required` : first.message);
+  }
+  return {
+    nationalId: dto.nationalId,
+    mobile: (normalizeMobile(dto.mobile) as { e164: string }).e164,
+    channel: dto.channel,
+    customerReference: dto.customerReference ?? null,
+  };
+}
+

@@ -1,0 +1,87 @@
+import { createHash } from 'node:crypto';
+import { Controller, Get, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { FastifyReply, FastifyRequest } from 'fastify';
+import { ActivateAccount, ActivationRecord } from '../../activation/activate-account.use-case';
+import { ActivationQueries } from '../../activation/activation-queries';
+import { BankAuthenticator } from '../../banks/bank-authenticator';
+import { BankProfile } from '../../banks/bank-directory';
+import { RateLimiter } from '../../banks/rate-limiter';
+import { GatewayError } from '../../common/gateway-error';
+import { parseActivationRequest } from './activation-request.body';
+import { header, isWellFormedRequestId, requestPath } from './request-context';
+
+const EMPTY = Buffer.alloc(0);
+
+/** Signed JSON (spec 3): translates HTTP into the activation use case and its result back. */
+@Controller('v1/activations')
+export class ActivationsController {
+  constructor(
+    @Inject(BankAuthenticator) private readonly authenticator: BankAuthenticator,
+    @Inject(RateLimiter) private readonly rateLimiter: RateLimiter,
+    @Inject(ActivateAccount) private readonly activateAccount: ActivateAccount,
+    @Inject(ActivationQueries) private readonly queries: ActivationQueries,
+  ) {}
+
+  @Post()
+  async submit(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const receivedAt = performance.now();
+    const body = Buffer.isBuffer(request.body) ? request.body : EMPTY;
+    const bank = await this.authenticate(request, body);
+    const requestId = header(request, 'x-request-id');
+    if (!isWellFormedRequestId(requestId)) throw new GatewayError('MALFORMED_REQUEST', 'X-Request-Id must be 1-64 characters of [A-Za-z0-9._:-]');
+    const contentType = header(request, 'content-type') ?? '';
+    if (!/^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(contentType)) {
+      throw new GatewayError('MALFORMED_REQUEST', 'Content-Type must be application/json');
+    }
+    const activation = parseActivationRequest(body);
+    const result = await this.activateAccount.execute({
+      bank,
+      channel: activation.channel,
+      requestId,
+      nationalId: activation.nationalId,
+      mobile: activation.mobile,
+      customerReference: activation.customerReference,
+      requestDigest: createHash('sha256').update(body).digest('hex'),
+      receivedAt,
+      renderResponse: (record) => ({ status: 200, body: JSON.stringify(decisionBody(record)) }),
+    });
+    if (result.replayed) reply.header('idempotent-replayed', 'true');
+    reply.status(result.response.status).header('content-type', 'application/json').send(result.response.body);
+  }
+
+  @Get(':requestId')
+  async status(@Param('requestId') requestId: string, @Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    const bank = await this.authenticate(request, EMPTY);
+    if (!isWellFormedRequestId(requestId)) throw new GatewayError('NOT_FOUND', 'request ids are 1-64 characters of [A-Za-z0-9._:-]');
+    const view = await this.queries.byRequestId(bank.code, requestId);
+    reply.status(200).header('content-type', 'application/json').send(JSON.stringify(view));
+  }
+
+  private async authenticate(request: FastifyRequest, body: Buffer): Promise<BankProfile> {
+    const bank = await this.authenticator.authenticate({
+      method: request.method,
+      path: requestPath(request),
+      bankId: header(request, 'x-bank-id'),
+      requestId: header(request, 'x-request-id'),
+      signature: header(request, 'x-jws-signature'),
+      body,
+    });
+    if (!this.rateLimiter.tryTake(bank.code, bank.rateLimitPerSecond)) {
+      throw new GatewayError('RATE_LIMITED', `${bank.code} is above its limit of ${bank.rateLimitPerSecond} requests per second; retry after 1 s`);
+    }
+    return bank;
+  }
+}
+
+/** Spec 3.5: the 200 body. */
+function decisionBody(record: ActivationRecord) {
+  return {
+    activationId: record.activationId,
+    requestId: record.requestId,
+    bankCode: record.bankCode,
+    channel: record.channel,
+    status: record.status,
+    reason: record.reason,
+    decidedAt: record.decidedAt.toISOString(),
+  };
+}

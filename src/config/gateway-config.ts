@@ -1,0 +1,169 @@
+import 'reflect-metadata';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, MinLength, validateSync } from 'class-validator';
+
+/**
+ * The one configuration schema (spec section 6 plus the gateway's own
+ * settings). Read from the environment once at start; a bad value stops the
+ * process with the variable's name and what is wrong with it.
+ */
+export class GatewayConfig {
+  /** PostgreSQL connection string; unset means embedded PGlite in DATA_DIR. */
+  @IsOptional()
+  @Matches(/^postgres(ql)?:\/\/\S+$/, { message: 'must be a postgres:// or postgresql:// connection string' })
+  DATABASE_URL?: string;
+
+  /** Comma-separated bootstrap servers; unset means the development broker started by the gateway. */
+  @IsOptional()
+  @Matches(/^[^,\s:]+:[0-9]{1,5}(,[^,\s:]+:[0-9]{1,5})*$/, { message: 'must be host:port[,host:port...]' })
+  KAFKA_BROKERS?: string;
+
+  @IsInt({ message: 'must be a whole number' })
+  @Min(0)
+  @Max(65535)
+  HTTP_PORT = 8080;
+
+  @IsString()
+  HTTP_HOST = '0.0.0.0';
+
+  @IsInt({ message: 'must be a whole number' })
+  @Min(0)
+  @Max(65535)
+  ISO8583_PORT = 8583;
+
+  @IsString()
+  ISO8583_HOST = '0.0.0.0';
+
+  /** An ATM switch connection silent this long is closed. */
+  @IsInt()
+  @Min(1000)
+  @Max(86_400_000)
+  ISO8583_IDLE_TIMEOUT_MS = 300_000;
+
+  /**
+   * Key of the keyed hash (HMAC-SHA-256) under which PANs are stored; the
+   * PAN itself never is. Unset: a development key, with a warning.
+   */
+  @IsOptional()
+  @MinLength(32, { message: 'must be at least 32 characters' })
+  PAN_HASH_KEY?: string;
+
+  @IsString()
+  @MinLength(1)
+  BANKS_FILE = 'config/banks.yaml';
+
+  @IsString()
+  @MinLength(1)
+  TRUST_ANCHORS = 'config/pki/trust-anchors.pem';
+
+  @IsOptional()
+  @IsString()
+  GATEWAY_SIGNING_KEY?: string;
+
+  @IsOptional()
+  @IsString()
+  GATEWAY_SIGNING_CERT?: string;
+
+  /** `iss` of the gateway's response signatures and CloudEvents source suffix. */
+  @Matches(/^[A-Za-z0-9._:-]{1,64}$/, { message: 'must be 1-64 characters of [A-Za-z0-9._:-]' })
+  GATEWAY_ID = 'absher-bank-gateway';
+
+  /** Where embedded PGlite keeps its files. */
+  @IsString()
+  DATA_DIR = '.data';
+
+  @IsIn(['debug', 'info', 'warn', 'error'])
+  LOG_LEVEL: 'debug' | 'info' | 'warn' | 'error' = 'info';
+
+  /**
+   * Key of the keyed hash (HMAC-SHA-256) that stands for a national ID on the
+   * ops stream. Unset: a development key, with a warning.
+   */
+  @IsOptional()
+  @MinLength(32, { message: 'must be at least 32 characters' })
+  SUBJECT_HASH_KEY?: string;
+
+  @Matches(/^[A-Za-z0-9._-]{1,64}$/)
+  KAFKA_CLIENT_ID = 'absher-bank-gateway';
+
+  @IsInt()
+  @Min(1)
+  @Max(10000)
+  OUTBOX_BATCH_SIZE = 500;
+
+  /** Not ready while more events than this wait in the outbox. */
+  @IsInt()
+  @Min(1)
+  OUTBOX_READY_MAX_BACKLOG = 10_000;
+
+  /** Not ready while the oldest unpublished event is older than this. */
+  @IsInt()
+  @Min(1)
+  OUTBOX_READY_MAX_AGE_SECONDS = 60;
+
+  /** Accepted distance between a request's `iat` and the gateway's clock (spec 3.3: 300 s). */
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  JWS_MAX_AGE_SECONDS = 300;
+
+  @IsInt()
+  @Min(1)
+  @Max(200)
+  DATABASE_POOL_SIZE = 20;
+
+  /** How long a Kafka fetch may wait for data; bounds how soon a registration update is seen. */
+  @IsInt()
+  @Min(10)
+  @Max(10000)
+  KAFKA_CONSUMER_MAX_WAIT_MS = 500;
+}
+
+const NUMERIC: ReadonlyArray<keyof GatewayConfig> = [
+  'HTTP_PORT',
+  'ISO8583_PORT',
+  'OUTBOX_BATCH_SIZE',
+  'JWS_MAX_AGE_SECONDS',
+  'DATABASE_POOL_SIZE',
+  'KAFKA_CONSUMER_MAX_WAIT_MS',
+  'ISO8583_IDLE_TIMEOUT_MS',
+  'OUTBOX_READY_MAX_BACKLOG',
+  'OUTBOX_READY_MAX_AGE_SECONDS',
+];
+
+export class ConfigurationError extends Error {}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
+  const config = new GatewayConfig();
+  const target = config as unknown as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const name of Object.keys(config).concat(['DATABASE_URL', 'KAFKA_BROKERS', 'GATEWAY_SIGNING_KEY', 'GATEWAY_SIGNING_CERT', 'SUBJECT_HASH_KEY', 'PAN_HASH_KEY'])) {
+    if (name.startsWith('_')) continue;
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    if (NUMERIC.includes(name as keyof GatewayConfig)) {
+      target[name] = /^-?[0-9]+$/.test(raw.trim()) ? Number(raw.trim()) : raw;
+    } else {
+      target[name] = raw.trim();
+    }
+  }
+  for (const error of validateSync(config)) {
+    const constraints = error.constraints ?? {};
+    // A value that is not a number only needs to be told so, not also that it is out of range.
+    const messages = constraints.isInt ? [constraints.isInt] : Object.values(constraints);
+    const text = messages.map((m) => m.replace(new RegExp(`^${error.property} `), '')).join('; ');
+    const shown = error.property.includes('KEY') || error.property.includes('URL') ? '(value hidden)' : `(got ${JSON.stringify(error.value)})`;
+    problems.push(`${error.property} ${text} ${shown}`);
+  }
+  // The built-in hash keys are published in this repository: with them a stored PAN hash is a PAN
+  // (a BIN and a Luhn digit leave about 10^9 candidates). They only go with the embedded database.
+  if (config.DATABASE_URL) {
+    for (const name of ['PAN_HASH_KEY', 'SUBJECT_HASH_KEY'] as const) {
+      if (!config[name]) problems.push(`${name} is required when DATABASE_URL is set (the development key only goes with the embedded database)`);
+    }
+  }
+  if (Boolean(config.GATEWAY_SIGNING_KEY) !== Boolean(config.GATEWAY_SIGNING_CERT)) {
+    problems.push('GATEWAY_SIGNING_KEY and GATEWAY_SIGNING_CERT must be set together');
+  }
+  if (problems.length) throw new ConfigurationError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  return config;
+}

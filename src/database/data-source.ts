@@ -1,0 +1,31 @@
+import { DataSource } from 'typeorm';
+import { ActivationRequestEntity } from '../activation/activation-request.entity';
+import { BankCertificateEntity } from '../banks/bank-certificate.entity';
+import { BankEntity } from '../banks/bank.entity';
+import { OutboxEventEntity } from '../outbox/outbox-event.entity';
+import { RegistrationEntity } from '../registry/registration.entity';
+import { InitialSchema1763870400000 } from './migrations/1763870400000-initial-schema';
+import { AtmChannel1763874000000 } from './migrations/1763874000000-atm-channel';
+import { ActivationResults1763877600000 } from './migrations/1763877600000-activation-results';
+import { PendingReversals1763881200000 } from './migrations/1763881200000-pending-reversals';
+import { ActivationResultOnce1763884800000 } from './migrations/1763884800000-activation-result-once';
+
+export const ENTITIES = [BankEntity, BankCertificateEntity, RegistrationEntity, ActivationRequestEntity, OutboxEventEntity];
+export const MIGRATIONS = [InitialSchema1763870400000, AtmChannel1763874000000, ActivationResults1763877600000, PendingReversals1763881200000, ActivationResultOnce1763884800000];
+
+/** Schema comes from migrations only; `synchronize` stays off. */
+export function createDataSource(url: string, poolSize: number): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTableName: 'schema_migration',
+    synchronize: false,
+    logging: false,
+    extra: { max: poolSize, connectionTimeoutMillis: 3000, idleTimeoutMillis: 30000, application_name: 'absher-bank-gateway' },
+  });
+}
+
+/** For the TypeORM CLI (`npm run migration:generate`). */
+export default createDataSource(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/absher_gateway', 4);

@@ -1,0 +1,87 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { Admin } from 'kafkajs';
+import { GatewayConfig } from '../config/gateway-config';
+import { Store } from '../database/store';
+import { KafkaConnection } from '../kafka/kafka-connection';
+import { OutboxRelay } from '../outbox/outbox-relay';
+
+/**
+ * The checks behind /health/ready: the store answers, Kafka answers, and the
+ * outbox is not falling behind (backlog and age of the oldest unpublished
+ * event under their limits). Each says why when it fails.
+ */
+@Injectable()
+export class ReadinessIndicators {
+  private admin: Admin | null = null;
+  private kafkaCache: { at: number; result: HealthIndicatorResult } | null = null;
+  private kafkaCheck: Promise<HealthIndicatorResult> | null = null;
+
+  constructor(
+    @Inject(HealthIndicatorService) private readonly indicators: HealthIndicatorService,
+    @Inject(Store) private readonly store: Store,
+    @Inject(KafkaConnection) private readonly kafka: KafkaConnection,
+    @Inject(OutboxRelay) private readonly relay: OutboxRelay,
+    @Inject(GatewayConfig) private readonly config: GatewayConfig,
+  ) {}
+
+  async store_(): Promise<HealthIndicatorResult> {
+    const check = this.indicators.check('store');
+    try {
+      await withTimeout(this.store.dataSource.query('SELECT 1'), 2000, 'no answer within 2 s');
+      return check.up();
+    } catch (error) {
+      return check.down({ message: (error as Error).message });
+    }
+  }
+
+  /** Cached for a second, and one check at a time however many probes come. */
+  async kafka_(): Promise<HealthIndicatorResult> {
+    if (this.kafkaCache && Date.now() - this.kafkaCache.at < 1000) return this.kafkaCache.result;
+    this.kafkaCheck ??= this.checkKafka().finally(() => (this.kafkaCheck = null));
+    return this.kafkaCheck;
+  }
+
+  private async checkKafka(): Promise<HealthIndicatorResult> {
+    const check = this.indicators.check('kafka');
+    let result: HealthIndicatorResult;
+    try {
+      if (!this.admin) {
+        this.admin = this.kafka.kafka.admin({ retry: { retries: 0 } });
+        await withTimeout(this.admin.connect(), 2000, 'cannot connect within 2 s');
+      }
+      const cluster = await withTimeout(this.admin.describeCluster(), 2000, 'no answer within 2 s');
+      result = check.up({ brokers: cluster.brokers.length });
+    } catch (error) {
+      await this.admin?.disconnect().catch(() => undefined);
+      this.admin = null;
+      result = check.down({ message: (error as Error).message });
+    }
+    this.kafkaCache = { at: Date.now(), result };
+    return result;
+  }
+
+  async outbox(): Promise<HealthIndicatorResult> {
+    const check = this.indicators.check('outbox');
+    try {
+      const backlog = await withTimeout(this.relay.backlog(), 2000, 'no answer within 2 s');
+      const details = { backlog: backlog.count, oldestAgeSeconds: Math.round(backlog.oldestAgeSeconds * 10) / 10 };
+      if (backlog.count > this.config.OUTBOX_READY_MAX_BACKLOG) return check.down({ ...details, message: `more than ${this.config.OUTBOX_READY_MAX_BACKLOG} events wait to be published` });
+      if (backlog.oldestAgeSeconds > this.config.OUTBOX_READY_MAX_AGE_SECONDS) {
+        return check.down({ ...details, message: `the oldest unpublished event is older than ${this.config.OUTBOX_READY_MAX_AGE_SECONDS} s` });
+      }
+      return check.up(details);
+    } catch (error) {
+      return check.down({ message: (error as Error).message });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.admin?.disconnect().catch(() => undefined);
+  }
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([work, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)))]).finally(() => clearTimeout(timer));
+}

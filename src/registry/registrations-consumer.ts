@@ -1,0 +1,76 @@
+import { EachBatchPayload, Kafka } from 'kafkajs';
+import { ResilientConsumer } from '../kafka/resilient-consumer';
+import { DataSource } from 'typeorm';
+import { JsonLogger } from '../logging/json-logger';
+import { deadLetter } from '../outbox/dead-letter';
+import { appendToOutbox } from '../outbox/outbox-writer';
+import { OutboxMessage } from '../outbox/cloud-event';
+import { TOPICS } from '../kafka/topics';
+import { parseRegistrationUpdate, RegistrationUpdate } from './registration-update';
+
+export const REGISTRATIONS_GROUP = 'absher-bank-gateway.registrations';
+
+/**
+ * Keeps the registration read model (spec 5.2). Each batch is stored in one
+ * transaction (versioned upserts; invalid messages go to the outbox for the
+ * DLQ in the same transaction) and only then are offsets committed: a crash
+ * re-reads, never skips.
+ */
+export class RegistrationsConsumer extends ResilientConsumer {
+  constructor(
+    kafka: Kafka,
+    private readonly dataSource: DataSource,
+    private readonly onDeadLetters: () => void,
+    maxWaitTimeInMs: number,
+    logger: JsonLogger,
+    onLag?: (topic: string, partition: number, lag: number) => void,
+  ) {
+    super(kafka, REGISTRATIONS_GROUP, TOPICS.registrations, maxWaitTimeInMs, logger, 'registrations-consumer', onLag);
+  }
+
+  protected async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    if (!isRunning() || isStale() || batch.messages.length === 0) return;
+    const latest = new Map<string, RegistrationUpdate>();
+    const dead: OutboxMessage[] = [];
+    for (const message of batch.messages) {
+      const parsed = parseRegistrationUpdate(message.key, message.value);
+      if (parsed.ok) {
+        const known = latest.get(parsed.update.nationalId);
+        if (!known || known.version < parsed.update.version) latest.set(parsed.update.nationalId, parsed.update);
+      } else {
+        dead.push(deadLetter(batch.topic, batch.partition, message, parsed.reason));
+      }
+    }
+    const stored = await this.store([...latest.values()], dead);
+    const last = batch.messages[batch.messages.length - 1].offset;
+    resolveOffset(last);
+    await this.commit(batch.topic, batch.partition, last);
+    await heartbeat();
+    if (dead.length) {
+      this.onDeadLetters();
+      this.log.emit('warn', 'invalid registration messages sent to the dead-letter topic', { count: dead.length, partition: batch.partition });
+    }
+    this.log.emit('debug', 'registrations applied', { received: batch.messages.length, applied: stored, partition: batch.partition });
+  }
+
+  /** Returns how many rows changed; updates whose version is not above the stored one change nothing. */
+  private async store(updates: RegistrationUpdate[], dead: OutboxMessage[]): Promise<number> {
+    return this.dataSource.transaction(async (db) => {
+      let changed = 0;
+      if (updates.length) {
+        const result: unknown[] = await db.query(
+          `INSERT INTO registration (national_id, mobile, status, version, updated_at)
+             SELECT * , now() FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::bigint[])
+           ON CONFLICT (national_id) DO UPDATE
+             SET mobile = EXCLUDED.mobile, status = EXCLUDED.status, version = EXCLUDED.version, updated_at = now()
+             WHERE registration.version < EXCLUDED.version
+           RETURNING national_id`,
+          [updates.map((u) => u.nationalId), updates.map((u) => u.mobile), updates.map((u) => u.status), updates.map((u) => u.version.toString())],
+        );
+        changed = result.length;
+      }
+      await appendToOutbox(db, dead);
+      return changed;
+    });
+  }
+}

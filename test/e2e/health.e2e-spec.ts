@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import Ajv2020 from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
+import { TestEnvironment } from '../support/test-environment';
+
+/** /health/ready follows the store, Kafka and the outbox (issue 4, acceptance 3). */
+let env: TestEnvironment;
+const openapi = parse(readFileSync(join(__dirname, '../../contracts/openapi.yaml'), 'utf8'));
+const ajv = new Ajv2020({ strict: false });
+addFormats(ajv);
+for (const [name, schema] of Object.entries(openapi.components.schemas)) ajv.addSchema(schema as object, `#/components/schemas/${name}`);
+const validate = (name: string, value: unknown) => {
+  const schema = { $ref: `#/components/schemas/${name}`, components: openapi.components };
+  const ok = ajv.validate({ ...openapi.components.schemas[name], components: openapi.components }, value);
+  if (!ok) throw new Error(`${name}: ${ajv.errorsText()} ${JSON.stringify(value)}`);
+  void schema;
+};
+
+beforeAll(async () => {
+  env = await TestEnvironment.start();
+});
+
+afterAll(async () => {
+  await env?.stop();
+});
+
+async function ready() {
+  const response = await fetch(`${env.baseUrl}/health/ready`);
+  return { status: response.status, body: (await response.json()) as Record<string, Record<string, { status: string; message?: string }>> };
+}
+
+async function waitFor(status: number, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const answer = await ready();
+    if (answer.status === status) return answer;
+    if (Date.now() > deadline) throw new Error(`readiness stayed ${answer.status}: ${JSON.stringify(answer.body)}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+it('is ready with every check up; not ready naming kafka when the broker is down; ready again when it returns', async () => {
+  const up = await waitFor(200);
+  expect(Object.keys(up.body.details).sort()).toEqual(['kafka', 'outbox', 'store']);
+  validate('HealthOk', up.body);
+  await env.broker.takeDown();
+  try {
+    const down = await waitFor(503);
+    expect(down.body.error.kafka.status).toBe('down');
+    expect(down.body.error.kafka.message).toBeTruthy();
+    expect(down.body.details.store.status).toBe('up');
+    validate('HealthUnavailable', down.body);
+  } finally {
+    await env.broker.bringUp();
+  }
+  await waitFor(200);
+});
+
+it('is not ready while the outbox falls behind its age limit', async () => {
+  await env.stopGateway();
+  await env.startGateway({ OUTBOX_READY_MAX_AGE_SECONDS: '2' });
+  await waitFor(200);
+  await env.broker.takeDown();
+  try {
+    await env.send(env.pki.tsta.es256, { requestId: `backlog-${Date.now()}`, body: { nationalId: '1000000008', mobile: '0512345678', channel: 'INTERNET_BANKING' } });
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    const down = await waitFor(503);
+    expect(down.body.error.outbox).toMatchObject({ status: 'down', backlog: 2 });
+    expect(down.body.error.outbox.message).toMatch(/older than 2 s/);
+  } finally {
+    await env.broker.bringUp();
+  }
+  await waitFor(200);
+});

@@ -1,0 +1,56 @@
+import { TOPICS } from '../../src/kafka/topics';
+import { localSpelling, newMobile, newNationalId } from '../support/identities';
+import { TestEnvironment } from '../support/test-environment';
+import { TopicReader } from '../support/topic-reader';
+
+/** No full national ID or mobile in any log line (at debug level) or on the ops topic, after every kind of traffic. */
+let env: TestEnvironment;
+let reader: TopicReader;
+
+beforeAll(async () => {
+  env = await TestEnvironment.start({ LOG_LEVEL: 'debug' });
+  reader = await TopicReader.start(env.broker.brokers, [TOPICS.ops, TOPICS.activations]);
+});
+
+afterAll(async () => {
+  await reader?.stop();
+  await env?.stop();
+});
+
+it('logs and ops events never carry a national ID or mobile in clear', async () => {
+  const people = Array.from({ length: 6 }, (_, i) => ({ nationalId: newNationalId(i % 2 ? '2' : '1'), mobile: newMobile() }));
+  const statuses = ['PENDING_ACTIVATION', 'ACTIVE', 'SUSPENDED', 'CLOSED', 'PENDING_ACTIVATION', 'PENDING_ACTIVATION'];
+  for (const [i, person] of people.entries()) await env.register(person.nationalId, person.mobile, statuses[i]);
+  // A dead-lettered registration carrying personal data too.
+  await env.publishRegistration({ nationalId: people[0].nationalId, mobile: localSpelling(people[0].mobile), status: 'ACTIVE', version: 99 });
+  let n = 0;
+  const send = (body: Record<string, unknown>, headers?: Record<string, string>) => env.send(env.pki.tsta.es256, { requestId: `pd-${++n}`, body, headers });
+  for (const person of people) {
+    await send({ nationalId: person.nationalId, mobile: localSpelling(person.mobile), channel: 'INTERNET_BANKING' });
+    await send({ nationalId: person.nationalId, mobile: newMobile(), channel: 'PHONE_BANKING' });
+    await send({ nationalId: person.nationalId.slice(0, 9) + '0', mobile: person.mobile, channel: 'INTERNET_BANKING' });
+    await send({ nationalId: person.nationalId, mobile: person.mobile.slice(0, 8), channel: 'INTERNET_BANKING' });
+    await send({ nationalId: person.nationalId, mobile: person.mobile, channel: 'INTERNET_BANKING', extra: person.nationalId });
+    await send({ nationalId: person.nationalId, mobile: person.mobile, channel: 'INTERNET_BANKING' }, { 'x-jws-signature': 'garbage' });
+  }
+  await env.settled(reader);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+
+  const ops = reader.on(TOPICS.ops);
+  expect(ops.length).toBeGreaterThanOrEqual(people.length * 2);
+  expect(env.logs.some((line) => line.includes('http request answered'))).toBe(true);
+  // Sanity: the activation topic does carry them (it is meant to), so the search below can find them.
+  expect(reader.on(TOPICS.activations).some((r) => r.raw.includes(people[0].nationalId))).toBe(true);
+
+  const haystacks = [...env.logs.map((line) => ['log', line]), ...ops.map((record) => ['ops event', record.raw])];
+  for (const person of people) {
+    const needles = [person.nationalId, person.mobile, person.mobile.slice(4), localSpelling(person.mobile)];
+    for (const [where, text] of haystacks) {
+      for (const needle of needles) if (text.includes(needle)) throw new Error(`${where} contains ${needle}: ${text}`);
+    }
+  }
+  for (const record of ops.filter((r) => r.event.data.outcome !== 'ERROR')) expect(record.event.data.subjectHash).toMatch(/^[0-9a-f]{32}$/);
+  for (const record of ops) {
+    expect(Object.keys(record.event.data)).not.toEqual(expect.arrayContaining(['nationalId']));
+  }
+});

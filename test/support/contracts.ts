@@ -1,0 +1,45 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import Ajv2020, { ErrorObject } from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
+
+const CONTRACTS = join(__dirname, '../../contracts');
+const ID_BASE = 'https://absher.gov.sa/gateway/contracts/';
+
+function schemaFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    return statSync(path).isDirectory() ? schemaFiles(path) : name.endsWith('.schema.json') ? [path] : [];
+  });
+}
+
+/** Every JSON Schema of contracts/, loaded into one validator so cross-file $refs resolve. */
+export const contracts = new Ajv2020({ strict: true, allErrors: true });
+addFormats(contracts);
+for (const file of schemaFiles(join(CONTRACTS, 'schemas'))) contracts.addSchema(JSON.parse(readFileSync(file, 'utf8')));
+
+export const eventIndex: { type: string; topic: string; key: string; direction: string; dataSchema: string }[] = JSON.parse(
+  readFileSync(join(CONTRACTS, 'events.json'), 'utf8'),
+);
+
+function check(schemaPath: string, value: unknown): ErrorObject[] {
+  const validate = contracts.getSchema(ID_BASE + schemaPath);
+  if (!validate) throw new Error(`no schema ${schemaPath} in contracts/`);
+  return validate(value) ? [] : (validate.errors ?? []);
+}
+
+/** Fails the test with Ajv's explanation when `value` does not match the contract. */
+export function expectContract(schemaPath: string, value: unknown): void {
+  const errors = check(schemaPath, value);
+  if (errors.length) throw new Error(`does not match contracts/${schemaPath}: ${contracts.errorsText(errors)}\n${JSON.stringify(value, null, 2)}`);
+}
+
+/** A Kafka record against contracts/: the CloudEvent envelope (which checks `data` by type) and its topic and key. */
+export function expectEventContract(topic: string, key: string | null, event: { type: string; data: Record<string, unknown> }): void {
+  expectContract('schemas/common/cloudevent.schema.json', event);
+  const entry = eventIndex.find((e) => e.type === event.type);
+  if (!entry) throw new Error(`event type ${event.type} is not in contracts/events.json`);
+  if (entry.topic !== topic) throw new Error(`${event.type} belongs on ${entry.topic}, was on ${topic}`);
+  if (entry.key === 'nationalId' && key !== event.data.nationalId) throw new Error(`${event.type} must be keyed by national ID`);
+  if (entry.key === 'bankCode' && key !== event.data.bankCode) throw new Error(`${event.type} must be keyed by bank code`);
+}

@@ -1,0 +1,289 @@
+import { createPublicKey } from 'node:crypto';
+import { Kafka, logLevel, Producer } from 'kafkajs';
+import request from 'supertest';
+import { ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { parseDetachedJws, verifyDetachedSignature, BankSigningIdentity, signBankRequest } from '../../libs/jws';
+import { DevelopmentBroker } from '../../src/kafka/development-broker';
+import { EVENT_TYPES, TOPICS } from '../../src/kafka/topics';
+import { REGISTRATIONS_GROUP } from '../../src/registry/registrations-consumer';
+import { createTestDatabase, TestDatabase } from './test-database';
+import { TestPki } from './test-pki';
+import { TopicReader } from './topic-reader';
+
+export const SUBJECT_HASH_KEY = 'test-subject-hash-key-0123456789abcdef';
+
+/** Configuration a test gateway runs with: its own database, broker and PKI. */
+export function testGatewayEnv(pki: TestPki, database: TestDatabase, broker: DevelopmentBroker, env: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: database.url,
+    KAFKA_BROKERS: broker.brokers.join(','),
+    HTTP_PORT: '0',
+    HTTP_HOST: '127.0.0.1',
+    ISO8583_PORT: '0',
+    ISO8583_HOST: '127.0.0.1',
+    PAN_HASH_KEY: 'test-pan-hash-key-0123456789abcdefgh',
+    BANKS_FILE: pki.banksFile,
+    TRUST_ANCHORS: pki.trustAnchorsFile,
+    GATEWAY_SIGNING_KEY: pki.gatewayKeyFile,
+    GATEWAY_SIGNING_CERT: pki.gatewayCertFile,
+    SUBJECT_HASH_KEY,
+    LOG_LEVEL: 'warn',
+    KAFKA_CONSUMER_MAX_WAIT_MS: '50',
+    DATABASE_POOL_SIZE: '10',
+    ...env,
+  };
+}
+
+export const GATEWAY_MAIN = join(__dirname, '../../dist/src/main.js');
+
+/**
+ * One test file's world: a fresh database, its own Kafka broker, a fresh
+ * PKI, and the built gateway running as a child process (`node
+ * dist/src/main.js`, exactly as `npm start` runs it) on a loopback port.
+ * Its log lines are kept in `logs`.
+ */
+export class TestEnvironment {
+  baseUrl!: string;
+  /** The ISO 8583 listener's port. */
+  isoPort!: number;
+  gateway: ChildProcess | null = null;
+  readonly logs: string[] = [];
+  private producer: Producer | null = null;
+  private registrationVersion = 0;
+
+  private constructor(
+    readonly pki: TestPki,
+    readonly database: TestDatabase,
+    readonly broker: DevelopmentBroker,
+  ) {}
+
+  static async start(env: Record<string, string> = {}): Promise<TestEnvironment> {
+    const [database, broker] = await Promise.all([createTestDatabase(), DevelopmentBroker.start()]);
+    const environment = new TestEnvironment(new TestPki(), database, broker);
+    await environment.startGateway(env);
+    return environment;
+  }
+
+  gatewayEnv(env: Record<string, string> = {}): Record<string, string> {
+    return testGatewayEnv(this.pki, this.database, this.broker, env);
+  }
+
+  async startGateway(env: Record<string, string> = {}): Promise<void> {
+    const child = spawn(process.execPath, [GATEWAY_MAIN], {
+      env: { PATH: process.env.PATH ?? '', ...this.gatewayEnv({ LOG_LEVEL: 'info', ...env }) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.gateway = child;
+    let isoPort = 0;
+    const port = await new Promise<number>((resolve, reject) => {
+      let buffered = '';
+      const timer = setTimeout(() => reject(new Error(`gateway did not start in 30 s:\n${this.logs.slice(-20).join('\n')}`)), 30_000);
+      const onData = (chunk: Buffer) => {
+        buffered += chunk.toString();
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) !== -1) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          this.logs.push(line);
+          try {
+            const entry = JSON.parse(line);
+            if (typeof entry.iso8583Port === 'number') isoPort = entry.iso8583Port;
+            if (typeof entry.httpPort === 'number') {
+              clearTimeout(timer);
+              resolve(entry.httpPort);
+            }
+          } catch {
+            // not a JSON line (should not happen): kept in logs for the redaction test
+          }
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', (chunk: Buffer) => this.logs.push(...chunk.toString().split('\n').filter(Boolean)));
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`gateway exited with ${code} before listening:\n${this.logs.slice(-20).join('\n')}`));
+      });
+    });
+    this.baseUrl = `http://127.0.0.1:${port}`;
+    this.isoPort = isoPort;
+  }
+
+  /** SIGTERM and wait for the process to exit. */
+  async stopGateway(): Promise<number | null> {
+    return this.endGateway('SIGTERM');
+  }
+
+  /** SIGKILL: the process dies wherever it is. */
+  async killGateway(): Promise<void> {
+    await this.endGateway('SIGKILL');
+  }
+
+  private async endGateway(signal: NodeJS.Signals): Promise<number | null> {
+    const child = this.gateway;
+    this.gateway = null;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  async stop(): Promise<void> {
+    await this.producer?.disconnect().catch(() => undefined);
+    await this.stopGateway().catch(() => undefined);
+    await this.broker.stop();
+    await this.database.drop();
+  }
+
+  /** As the identity core: publishes a registration and waits until the gateway has stored it. */
+  async register(nationalId: string, mobile: string, status: string, version = ++this.registrationVersion + 1000): Promise<void> {
+    await this.publishRegistration({ nationalId, mobile, status, version });
+    await this.waitForRow(`SELECT 1 FROM registration WHERE national_id = $1 AND version = $2`, [nationalId, version], `registration ${version}`);
+  }
+
+  async publishRegistration(data: Record<string, unknown>, key: string | null = String(data.nationalId), raw?: string): Promise<{ partition: number; offset: string }> {
+    return this.publishAsIdentityCore(TOPICS.registrations, EVENT_TYPES.registrationUpdated, `${data.nationalId}-${data.version}`, String(data.nationalId), data, key, raw);
+  }
+
+  /** As the identity core: publishes an activation result (spec 5.3); `raw` replaces the whole value. */
+  async publishResult(data: Record<string, unknown>, key: string, raw?: string): Promise<{ partition: number; offset: string }> {
+    return this.publishAsIdentityCore(TOPICS.activationResults, EVENT_TYPES.activationCompleted, `result-${data.activationId}-${data.result}`, String(data.activationId), data, key, raw);
+  }
+
+  /** A CloudEvent from the identity core on one of its topics (or `raw` bytes instead of the event). */
+  private async publishAsIdentityCore(
+    topic: string,
+    type: string,
+    id: string,
+    subject: string,
+    data: Record<string, unknown>,
+    key: string | null,
+    raw?: string,
+  ): Promise<{ partition: number; offset: string }> {
+    if (!this.producer) {
+      this.producer = new Kafka({ clientId: 'identity-core', brokers: this.broker.brokers, logLevel: logLevel.NOTHING }).producer();
+      await this.producer.connect();
+    }
+    const value =
+      raw ??
+      JSON.stringify({ specversion: '1.0', id, source: 'urn:absher:identity-core', type, time: new Date().toISOString(), subject, datacontenttype: 'application/json', data });
+    const [metadata] = await this.producer.send({ topic, messages: [{ key, value }] });
+    return { partition: metadata.partition, offset: String(metadata.baseOffset) };
+  }
+
+  /** Waits until the gateway's registrations consumer has committed past this message: it was processed. */
+  async waitForRegistrationsConsumed(message: { partition: number; offset: string }, timeoutMs = 20_000): Promise<void> {
+    return this.waitForConsumed(REGISTRATIONS_GROUP, TOPICS.registrations, message, timeoutMs);
+  }
+
+  /** Waits until a consumer group of the gateway has committed past this message. */
+  async waitForConsumed(groupId: string, topicName: string, message: { partition: number; offset: string }, timeoutMs = 20_000): Promise<void> {
+    const admin = new Kafka({ clientId: 'test-admin', brokers: this.broker.brokers, logLevel: logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        const [topic] = await admin.fetchOffsets({ groupId, topics: [topicName] });
+        const committed = topic?.partitions.find((p) => p.partition === message.partition)?.offset ?? '-1';
+        if (BigInt(committed) > BigInt(message.offset)) return;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      throw new Error(`${groupId} did not commit past ${message.partition}/${message.offset}`);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /**
+   * Waits until the relay has published the whole outbox and `reader` has
+   * read at least as many records per topic as the outbox holds for it:
+   * after this, an event that is not in the reader was never written.
+   */
+  async settled(reader: TopicReader, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const pending = await this.database.query<{ count: number }>(`SELECT count(*)::int AS count FROM outbox_event WHERE published_at IS NULL`);
+      const perTopic = await this.database.query<{ topic: string; count: number }>(`SELECT topic, count(*)::int AS count FROM outbox_event GROUP BY topic`);
+      const readAll = perTopic.filter((t) => reader.topics.includes(t.topic)).every((t) => reader.on(t.topic).length >= t.count);
+      if (pending[0].count === 0 && readAll) return;
+      if (Date.now() > deadline) throw new Error(`outbox not settled: ${pending[0].count} unpublished, per topic ${JSON.stringify(perTopic)}, read ${reader.records.length}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  async waitForRow(sql: string, params: unknown[], what: string, timeoutMs = 45_000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const rows = await this.database.query(sql, params);
+      if (rows.length) return rows[0];
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`timed out waiting for ${what}`);
+  }
+
+  /** Sends a signed request like a bank would; `mutate` may tamper with it after signing. */
+  async send(
+    identity: BankSigningIdentity,
+    options: {
+      method?: 'POST' | 'GET';
+      path?: string;
+      requestId: string;
+      body?: unknown;
+      rawBody?: Buffer;
+      overrides?: Record<string, unknown>;
+      headers?: Record<string, string>;
+      mutateBody?: (body: Buffer) => Buffer;
+    },
+  ): Promise<GatewayAnswer> {
+    const method = options.method ?? 'POST';
+    const path = options.path ?? '/v1/activations';
+    const body = options.rawBody ?? (method === 'POST' ? Buffer.from(JSON.stringify(options.body)) : Buffer.alloc(0));
+    const signed = signBankRequest(identity, { method, path, requestId: options.requestId, body }, options.overrides as never);
+    const sent = options.mutateBody ? options.mutateBody(body) : body;
+    const headers = { ...(method === 'POST' ? { 'content-type': 'application/json' } : {}), ...signed, ...options.headers };
+    const agent = request(this.baseUrl);
+    // serialize() is bypassed: the exact signed bytes (even invalid UTF-8) go on the wire.
+    const pending = method === 'POST' ? agent.post(path).set(headers).serialize((bytes: Buffer) => bytes as never).send(sent as never) : agent.get(path).set(headers);
+    // Keep the exact response bytes: the gateway's signature covers them.
+    const response = await pending.buffer(true).parse((res, done) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => done(null, Buffer.concat(chunks)));
+    });
+    return GatewayAnswer.read(response, this.pki.gatewayPublicKey, this.pki.gatewayKeyId, method, path);
+  }
+}
+
+/** A response, with its signature already checked against the gateway's certificate. */
+export class GatewayAnswer {
+  private constructor(
+    readonly status: number,
+    readonly headers: Record<string, string>,
+    readonly text: string,
+    readonly signatureHeader: Record<string, unknown>,
+  ) {}
+
+  static async read(
+    response: { status: number; headers: Record<string, string>; body: Buffer },
+    gatewayKey: ReturnType<typeof createPublicKey>,
+    gatewayKeyId: string,
+    method: string,
+    path: string,
+  ): Promise<GatewayAnswer> {
+    const bytes = response.body;
+    const signature = response.headers['x-jws-signature'];
+    if (!signature) throw new Error(`response ${response.status} is not signed`);
+    const jws = parseDetachedJws(signature);
+    await verifyDetachedSignature(jws, bytes, gatewayKey);
+    if (jws.header.kid !== gatewayKeyId) throw new Error('response signed with an unexpected kid');
+    if (jws.header.htm !== method || jws.header.htu !== path) throw new Error('response signature bound to another request');
+    return new GatewayAnswer(response.status, response.headers, bytes.toString('utf8'), jws.header as unknown as Record<string, unknown>);
+  }
+
+  get json(): Record<string, unknown> {
+    return JSON.parse(this.text);
+  }
+}

@@ -1,0 +1,141 @@
+import { generateKeyPairSync, KeyObject } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { BankSigningIdentity } from '../../libs/jws';
+import { issueCertificate, parseCertificateBundle } from '../../libs/pki';
+
+const DAY = 86_400_000;
+
+export interface TestCertificate extends BankSigningIdentity {
+  certificatePem: string;
+}
+
+export interface TestBank {
+  code: string;
+  channels: string[];
+  /** Signing identities by purpose. */
+  es256: TestCertificate;
+  ps256: TestCertificate;
+}
+
+/**
+ * A PKI and bank registry made fresh for a test run: a trusted CA, an
+ * untrusted one, and for bank TSTA certificates that are valid (ES256, PS256),
+ * expired, not yet valid, issued by the untrusted CA, and without the
+ * digitalSignature usage. TSTB is enabled only for PHONE_BANKING.
+ */
+export class TestPki {
+  readonly dir = mkdtempSync(join(tmpdir(), 'gateway-pki-'));
+  readonly trustAnchorsFile = join(this.dir, 'trust-anchors.pem');
+  readonly banksFile = join(this.dir, 'banks.yaml');
+  readonly gatewayKeyFile = join(this.dir, 'gateway.key.pem');
+  readonly gatewayCertFile = join(this.dir, 'gateway.cert.pem');
+  readonly gatewayPublicKey: KeyObject;
+  readonly gatewayKeyId: string;
+  private readonly ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  private readonly caPem: string;
+  private readonly rogue = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  private readonly roguePem: string;
+
+  readonly tsta: TestBank;
+  readonly tstb: TestBank;
+  /** TSTR: 2 requests per second. */
+  readonly tstr: TestCertificate;
+  readonly expired: TestCertificate;
+  readonly notYetValid: TestCertificate;
+  readonly untrusted: TestCertificate;
+  readonly noSigningUsage: TestCertificate;
+  /** A key whose certificate is registered for no bank. */
+  readonly unregistered: TestCertificate;
+
+  constructor() {
+    const now = Date.now();
+    this.caPem = this.selfSigned('Test Root CA', this.ca);
+    this.roguePem = this.selfSigned('Rogue Root CA', this.rogue);
+    writeFileSync(this.trustAnchorsFile, this.caPem);
+    const gateway = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const gatewayCert = this.issue('gateway', 'absher-bank-gateway test', gateway, {}).certificatePem;
+    writeFileSync(this.gatewayKeyFile, gateway.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(this.gatewayCertFile, gatewayCert);
+    this.gatewayPublicKey = gateway.publicKey;
+    this.gatewayKeyId = parseCertificateBundle(gatewayCert)[0].thumbprint;
+
+    const ec = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    this.tsta = {
+      code: 'TSTA',
+      channels: ['ATM', 'INTERNET_BANKING', 'PHONE_BANKING'],
+      es256: this.issue('TSTA', 'TSTA es256', ec(), {}),
+      ps256: this.issue('TSTA', 'TSTA ps256', generateKeyPairSync('rsa', { modulusLength: 2048 }), {}),
+    };
+    this.tstb = {
+      code: 'TSTB',
+      channels: ['PHONE_BANKING'],
+      es256: this.issue('TSTB', 'TSTB es256', ec(), {}),
+      ps256: this.issue('TSTB', 'TSTB ps256', generateKeyPairSync('rsa', { modulusLength: 2048 }), {}),
+    };
+    this.tstr = this.issue('TSTR', 'TSTR es256', ec(), {});
+    this.expired = this.issue('TSTA', 'TSTA expired', ec(), { notBefore: new Date(now - 400 * DAY), notAfter: new Date(now - DAY) });
+    this.notYetValid = this.issue('TSTA', 'TSTA future', ec(), { notBefore: new Date(now + 10 * DAY), notAfter: new Date(now + 400 * DAY) });
+    this.untrusted = this.issue('TSTA', 'TSTA untrusted', ec(), { issuer: 'rogue' });
+    this.noSigningUsage = this.issue('TSTA', 'TSTA no signing usage', ec(), { keyUsage: ['keyEncipherment'] });
+    this.unregistered = this.issue('TSTA', 'TSTA unregistered', ec(), {});
+
+    const files: Record<string, string[]> = { TSTA: [], TSTB: [], TSTR: [] };
+    const write = (name: string, cert: TestCertificate) => {
+      const file = join(this.dir, `${name}.pem`);
+      writeFileSync(file, cert.certificatePem);
+      files[cert.bankCode].push(file);
+    };
+    write('tsta-es256', this.tsta.es256);
+    write('tsta-ps256', this.tsta.ps256);
+    write('tsta-expired', this.expired);
+    write('tsta-future', this.notYetValid);
+    write('tsta-untrusted', this.untrusted);
+    write('tsta-no-usage', this.noSigningUsage);
+    write('tstb-es256', this.tstb.es256);
+    write('tstb-ps256', this.tstb.ps256);
+    write('tstr-es256', this.tstr);
+    writeFileSync(
+      this.banksFile,
+      stringify({
+        banks: [
+          { code: 'TSTA', name: 'Test Bank A', channels: this.tsta.channels, certificates: files.TSTA, acquirerIds: ['111111'], macKey: '0123456789ABCDEFFEDCBA9876543210', rateLimitPerSecond: 10000 },
+          { code: 'TSTB', name: 'Test Bank B', channels: this.tstb.channels, certificates: files.TSTB, acquirerIds: ['222222'], macKey: 'FEDCBA98765432100123456789ABCDEF', rateLimitPerSecond: 10000 },
+          { code: 'TSTR', name: 'Test Bank Rate-limited', channels: ['INTERNET_BANKING'], certificates: files.TSTR, rateLimitPerSecond: 2 },
+        ],
+      }),
+    );
+  }
+
+  private selfSigned(name: string, keys: { publicKey: KeyObject; privateKey: KeyObject }): string {
+    return issueCertificate({
+      subject: { commonName: name, organization: 'Tests' },
+      publicKey: keys.publicKey,
+      selfSigningKey: keys.privateKey,
+      notBefore: new Date(Date.now() - 10 * DAY),
+      notAfter: new Date(Date.now() + 3650 * DAY),
+      isCertificateAuthority: true,
+      keyUsage: ['keyCertSign', 'cRLSign'],
+    });
+  }
+
+  private issue(
+    bankCode: string,
+    commonName: string,
+    keys: { publicKey: KeyObject; privateKey: KeyObject },
+    options: { notBefore?: Date; notAfter?: Date; issuer?: 'rogue'; keyUsage?: ('digitalSignature' | 'keyEncipherment')[] },
+  ): TestCertificate {
+    const rogue = options.issuer === 'rogue';
+    const certificatePem = issueCertificate({
+      subject: { commonName, organization: 'Tests' },
+      publicKey: keys.publicKey,
+      issuer: { certificatePem: rogue ? this.roguePem : this.caPem, privateKey: rogue ? this.rogue.privateKey : this.ca.privateKey },
+      notBefore: options.notBefore ?? new Date(Date.now() - DAY),
+      notAfter: options.notAfter ?? new Date(Date.now() + 365 * DAY),
+      keyUsage: options.keyUsage ?? ['digitalSignature'],
+    });
+    return { bankCode, privateKey: keys.privateKey, keyId: parseCertificateBundle(certificatePem)[0].thumbprint, certificatePem };
+  }
+}
