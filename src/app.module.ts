@@ -9,6 +9,7 @@ import { JsonLogger } from './logging/json-logger';
 import { OutboxModule } from './outbox/outbox.module';
 import { OpsModule } from './ops/ops.module';
 import { OpsRecorder } from './ops/ops-recorder';
+import { OpsViewConsumer } from './ops/live/ops-view.consumer';
 import { OutboxRelay } from './outbox/outbox-relay';
 import { ActivationResultsConsumer } from './activation/activation-results-consumer';
 import { RegistrationsConsumer } from './registry/registrations-consumer';
@@ -24,6 +25,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     @Inject(KafkaConnection) private readonly kafka: KafkaConnection,
     @Inject(Store) private readonly store: Store,
     @Inject(OpsRecorder) private readonly ops: OpsRecorder,
+    @Inject(OpsViewConsumer) private readonly opsView: OpsViewConsumer,
     @Inject(JsonLogger) private readonly logger: JsonLogger,
   ) {}
 
@@ -33,10 +35,11 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     // In the background: the gateway answers from the stored read model while Kafka is away.
     this.registrations.start();
     this.results.start();
+    this.opsView.start();
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all([this.registrations.stop(), this.results.stop()]);
+    await Promise.all([this.registrations.stop(), this.results.stop(), this.opsView.stop()]);
     await this.ops.stop(); // writes the last request-handled events and the open minutes' summaries
     await this.relay.stop();
     await this.kafka.close();

@@ -61,8 +61,8 @@ export class ActivationResultsConsumer extends ResilientConsumer {
   }
 
   private async apply(db: EntityManager, result: ActivationResult, outbox: OutboxMessage[]): Promise<'applied' | 'repeated' | 'notApplied' | 'UNKNOWN'> {
-    const [activation]: { status: string; bank_code: string; channel: string; completed_at: Date | null }[] = await db.query(
-      `SELECT status, bank_code, channel, completed_at FROM activation_request WHERE activation_id = $1 FOR UPDATE`,
+    const [activation]: { status: string; bank_code: string; channel: string; request_id: string; completed_at: Date | null }[] = await db.query(
+      `SELECT status, bank_code, channel, request_id, completed_at FROM activation_request WHERE activation_id = $1 FOR UPDATE`,
       [result.activationId],
     );
     if (!activation) return 'UNKNOWN';
@@ -90,6 +90,8 @@ export class ActivationResultsConsumer extends ResilientConsumer {
         result.reason,
       ]);
       await record(true, null);
+      // The bank's request id, so one search follows a request from HTTP or ISO 8583 through Kafka and back.
+      if (this.log.enabled('debug')) this.log.emit('debug', 'activation result applied', { requestId: activation.request_id, activationId: result.activationId, bank: activation.bank_code, result: result.result });
       return 'applied';
     }
     if (activation.status === result.result) return 'repeated'; // at least once from the identity core: the same result again
@@ -109,7 +111,7 @@ export class ActivationResultsConsumer extends ResilientConsumer {
         receivedAt: new Date().toISOString(),
       }),
     });
-    this.log.emit('warn', 'activation result not applied', { activationId: result.activationId, bank: activation.bank_code, why });
+    this.log.emit('warn', 'activation result not applied', { requestId: activation.request_id, activationId: result.activationId, bank: activation.bank_code, why });
     return 'notApplied';
   }
 }

@@ -82,6 +82,15 @@ export class GatewayConfig {
   @MinLength(32, { message: 'must be at least 32 characters' })
   SUBJECT_HASH_KEY?: string;
 
+  /**
+   * Token an operator gives to open the live page at /ops (a login form, or
+   * `Authorization: Bearer`). Unset: the page is open, which only goes with
+   * the embedded database.
+   */
+  @IsOptional()
+  @MinLength(16, { message: 'must be at least 16 characters' })
+  OPS_TOKEN?: string;
+
   @Matches(/^[A-Za-z0-9._-]{1,64}$/)
   KAFKA_CLIENT_ID = 'absher-bank-gateway';
 
@@ -136,7 +145,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const config = new GatewayConfig();
   const target = config as unknown as Record<string, unknown>;
   const problems: string[] = [];
-  for (const name of Object.keys(config).concat(['DATABASE_URL', 'KAFKA_BROKERS', 'GATEWAY_SIGNING_KEY', 'GATEWAY_SIGNING_CERT', 'SUBJECT_HASH_KEY', 'PAN_HASH_KEY'])) {
+  for (const name of Object.keys(config).concat(['DATABASE_URL', 'KAFKA_BROKERS', 'GATEWAY_SIGNING_KEY', 'GATEWAY_SIGNING_CERT', 'SUBJECT_HASH_KEY', 'PAN_HASH_KEY', 'OPS_TOKEN'])) {
     if (name.startsWith('_')) continue;
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
@@ -151,7 +160,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // A value that is not a number only needs to be told so, not also that it is out of range.
     const messages = constraints.isInt ? [constraints.isInt] : Object.values(constraints);
     const text = messages.map((m) => m.replace(new RegExp(`^${error.property} `), '')).join('; ');
-    const shown = error.property.includes('KEY') || error.property.includes('URL') ? '(value hidden)' : `(got ${JSON.stringify(error.value)})`;
+    const shown = /KEY|URL|TOKEN/.test(error.property) ? '(value hidden)' : `(got ${JSON.stringify(error.value)})`;
     problems.push(`${error.property} ${text} ${shown}`);
   }
   // The built-in hash keys are published in this repository: with them a stored PAN hash is a PAN
@@ -160,6 +169,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     for (const name of ['PAN_HASH_KEY', 'SUBJECT_HASH_KEY'] as const) {
       if (!config[name]) problems.push(`${name} is required when DATABASE_URL is set (the development key only goes with the embedded database)`);
     }
+    if (!config.OPS_TOKEN) problems.push('OPS_TOKEN is required when DATABASE_URL is set (an open /ops page only goes with the embedded database)');
   }
   if (Boolean(config.GATEWAY_SIGNING_KEY) !== Boolean(config.GATEWAY_SIGNING_CERT)) {
     problems.push('GATEWAY_SIGNING_KEY and GATEWAY_SIGNING_CERT must be set together');

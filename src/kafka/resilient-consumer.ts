@@ -16,7 +16,7 @@ export abstract class ResilientConsumer {
   protected readonly log: JsonLogger;
 
   protected constructor(
-    private readonly kafka: Kafka,
+    protected readonly kafka: Kafka,
     private readonly groupId: string,
     private readonly topic: string,
     private readonly maxWaitTimeInMs: number,
@@ -29,6 +29,14 @@ export abstract class ResilientConsumer {
 
   /** Stores what one batch means, then commits its offsets (see commit()). */
   protected abstract handleBatch(payload: EachBatchPayload): Promise<void>;
+
+  /** Where a group without committed offsets starts: the whole topic by default. */
+  protected startsFromBeginning(): boolean {
+    return true;
+  }
+
+  /** Called once the consumer runs: the place to seek(). */
+  protected async positioned(_consumer: Consumer): Promise<void> {}
 
   start(): void {
     this.stopped = false;
@@ -93,7 +101,7 @@ export abstract class ResilientConsumer {
       }
     });
     await consumer.connect();
-    await consumer.subscribe({ topic: this.topic, fromBeginning: true });
+    await consumer.subscribe({ topic: this.topic, fromBeginning: this.startsFromBeginning() });
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -102,5 +110,6 @@ export abstract class ResilientConsumer {
         this.onLag(payload.batch.topic, payload.batch.partition, Number(payload.batch.offsetLag()));
       },
     });
+    await this.positioned(consumer);
   }
 }

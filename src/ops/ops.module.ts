@@ -5,6 +5,12 @@ import { OutboxModule } from '../outbox/outbox.module';
 import { OutboxRelay } from '../outbox/outbox-relay';
 import { GatewayMetrics } from './gateway-metrics';
 import { OpsRecorder } from './ops-recorder';
+import { GatewayConfig } from '../config/gateway-config';
+import { KafkaConnection } from '../kafka/kafka-connection';
+import { OpsView } from './live/ops-view';
+import { OpsViewConsumer } from './live/ops-view.consumer';
+import { OpsLiveFeed } from './live/ops-live-feed';
+import { OperatorAccess } from './live/operator-access';
 
 /** The ATM listener registers how to count its connections (it is built after this module). */
 let isoConnections: () => number = () => 0;
@@ -12,7 +18,7 @@ export function countIsoConnectionsWith(counter: () => number): void {
   isoConnections = counter;
 }
 
-/** The ops stream: request-handled and per-minute summaries. */
+/** The ops stream (request-handled and per-minute summaries), metrics, and the live page's reader of that stream. */
 @Module({
   imports: [OutboxModule],
   providers: [
@@ -26,7 +32,16 @@ export function countIsoConnectionsWith(counter: () => number): void {
       inject: [Store, OutboxRelay, GatewayMetrics, JsonLogger],
       useFactory: (store: Store, relay: OutboxRelay, metrics: GatewayMetrics, logger: JsonLogger) => new OpsRecorder(store.dataSource, () => relay.notify(), metrics, logger),
     },
+    { provide: OpsView, useFactory: () => new OpsView() },
+    {
+      provide: OpsViewConsumer,
+      inject: [KafkaConnection, OpsView, GatewayConfig, JsonLogger],
+      useFactory: (kafka: KafkaConnection, view: OpsView, config: GatewayConfig, logger: JsonLogger) =>
+        new OpsViewConsumer(kafka.kafka, view, config.GATEWAY_ID, config.KAFKA_CONSUMER_MAX_WAIT_MS, logger),
+    },
+    { provide: OpsLiveFeed, inject: [OpsView, OpsViewConsumer], useFactory: (view: OpsView, consumer: OpsViewConsumer) => new OpsLiveFeed(view, () => consumer.live) },
+    { provide: OperatorAccess, inject: [GatewayConfig], useFactory: (config: GatewayConfig) => new OperatorAccess(config.OPS_TOKEN) },
   ],
-  exports: [OpsRecorder, GatewayMetrics],
+  exports: [OpsRecorder, GatewayMetrics, OpsViewConsumer, OpsLiveFeed, OperatorAccess],
 })
 export class OpsModule {}

@@ -125,6 +125,7 @@ export class OutboxRelay {
       topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
     });
     await this.dataSource.query(`UPDATE outbox_event SET published_at = now() WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+    if (this.log.enabled('debug')) for (const row of rows) this.log.emit('debug', 'event published', { topic: row.topic, ...traceOf(row.payload) });
     return rows.length;
   }
 
@@ -155,5 +156,16 @@ export class OutboxRelay {
         done();
       };
     });
+  }
+}
+
+/** What names an event in a log line: its id and type, and the bank's request id when it has one (never `data` itself). */
+function traceOf(payload: string): { eventId?: string; type?: string; requestId?: string; activationId?: string } {
+  try {
+    const event = JSON.parse(payload) as { id?: string; type?: string; data?: { requestId?: unknown; activationId?: unknown } };
+    const text = (value: unknown) => (typeof value === 'string' ? value : undefined);
+    return { eventId: event.id, type: event.type, requestId: text(event.data?.requestId), activationId: text(event.data?.activationId) };
+  } catch {
+    return {};
   }
 }

@@ -1,22 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse } from 'yaml';
-import Ajv2020 from 'ajv/dist/2020';
-import addFormats from 'ajv-formats';
+import { expectOpenApiSchema } from '../support/contracts';
 import { TestEnvironment } from '../support/test-environment';
 
 /** /health/ready follows the store, Kafka and the outbox (issue 4, acceptance 3). */
 let env: TestEnvironment;
-const openapi = parse(readFileSync(join(__dirname, '../../contracts/openapi.yaml'), 'utf8'));
-const ajv = new Ajv2020({ strict: false });
-addFormats(ajv);
-for (const [name, schema] of Object.entries(openapi.components.schemas)) ajv.addSchema(schema as object, `#/components/schemas/${name}`);
-const validate = (name: string, value: unknown) => {
-  const schema = { $ref: `#/components/schemas/${name}`, components: openapi.components };
-  const ok = ajv.validate({ ...openapi.components.schemas[name], components: openapi.components }, value);
-  if (!ok) throw new Error(`${name}: ${ajv.errorsText()} ${JSON.stringify(value)}`);
-  void schema;
-};
 
 beforeAll(async () => {
   env = await TestEnvironment.start();
@@ -44,14 +30,14 @@ async function waitFor(status: number, timeoutMs = 30_000) {
 it('is ready with every check up; not ready naming kafka when the broker is down; ready again when it returns', async () => {
   const up = await waitFor(200);
   expect(Object.keys(up.body.details).sort()).toEqual(['kafka', 'outbox', 'store']);
-  validate('HealthOk', up.body);
+  expectOpenApiSchema('HealthOk', up.body);
   await env.broker.takeDown();
   try {
     const down = await waitFor(503);
     expect(down.body.error.kafka.status).toBe('down');
     expect(down.body.error.kafka.message).toBeTruthy();
     expect(down.body.details.store.status).toBe('up');
-    validate('HealthUnavailable', down.body);
+    expectOpenApiSchema('HealthUnavailable', down.body);
   } finally {
     await env.broker.bringUp();
   }

@@ -1,3 +1,4 @@
+import { AtmSwitchClient } from '../../libs/iso8583';
 import { TOPICS } from '../../src/kafka/topics';
 import { localSpelling, newMobile, newNationalId } from '../support/identities';
 import { TestEnvironment } from '../support/test-environment';
@@ -53,4 +54,37 @@ it('logs and ops events never carry a national ID or mobile in clear', async () 
   for (const record of ops) {
     expect(Object.keys(record.event.data)).not.toEqual(expect.arrayContaining(['nationalId']));
   }
+});
+
+it('one request id follows a request through the logs: HTTP or ISO 8583, the event published on Kafka, the result from the identity core', async () => {
+  const lines = (requestId: string) =>
+    env.logs.flatMap((line) => {
+      const entry = JSON.parse(line) as { message: string; requestId?: string };
+      return entry.requestId === requestId ? [entry.message] : [];
+    });
+
+  const person = { nationalId: newNationalId(), mobile: newMobile() };
+  await env.register(person.nationalId, person.mobile, 'PENDING_ACTIVATION');
+  const requestId = `trace-${Date.now()}`;
+  const answer = await env.send(env.pki.tsta.es256, { requestId, body: { ...person, channel: 'INTERNET_BANKING' } });
+  expect(answer.json.status).toBe('ACCEPTED');
+  await env.settled(reader);
+  await env.publishResult({ activationId: answer.json.activationId, result: 'ACTIVATED', reason: null, completedAt: new Date().toISOString() }, String(answer.json.activationId));
+  await env.waitForRow(`SELECT 1 FROM activation_request WHERE request_id = $1 AND status = 'ACTIVATED'`, [requestId], 'the result applied');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(lines(requestId)).toEqual(expect.arrayContaining(['http request answered', 'event published', 'activation result applied']));
+  expect(lines(requestId).filter((m) => m === 'event published')).toHaveLength(2); // the decision and its request-handled event
+
+  const atmPerson = { nationalId: newNationalId(), mobile: newMobile() };
+  await env.register(atmPerson.nationalId, atmPerson.mobile, 'PENDING_ACTIVATION');
+  const atm = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex'));
+  try {
+    const fields = { 0: '0200', 2: '4111111111111111', 3: '910000', 7: '1123101500', 11: '424242', 12: '101500', 13: '1123', 32: '111111', 37: 'RRN424242000', 41: 'ATM00042', 48: `NI010${atmPerson.nationalId}MN013${atmPerson.mobile}` };
+    expect((await atm.request(fields)).fields[39]).toBe('00');
+  } finally {
+    await atm.close();
+  }
+  await env.settled(reader);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(lines('111111:1123101500:424242:RRN424242000:ATM00042')).toEqual(expect.arrayContaining(['iso request', 'iso response', 'event published']));
 });

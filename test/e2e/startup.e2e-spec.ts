@@ -49,6 +49,8 @@ describe('configuration is checked at start and a bad value stops the process wi
     ['signing pair', { GATEWAY_SIGNING_KEY: '/tmp/k.pem' }, /GATEWAY_SIGNING_KEY and GATEWAY_SIGNING_CERT must be set together/],
     ['SUBJECT_HASH_KEY', { SUBJECT_HASH_KEY: 'short' }, /SUBJECT_HASH_KEY must be at least 32 characters/],
     ['hash keys with a real database', { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x' }, /PAN_HASH_KEY is required when DATABASE_URL is set/],
+    ['operator token with a real database', { DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/x' }, /OPS_TOKEN is required when DATABASE_URL is set/],
+    ['OPS_TOKEN', { OPS_TOKEN: 'short' }, /OPS_TOKEN must be at least 16 characters/],
   ])('%s', async (_name, env, message) => {
     const result = await run(env);
     expect(result.code).toBe(78);
@@ -97,6 +99,12 @@ it('starts on the embedded defaults (PGlite, the development broker, the develop
     });
     expect(response.status).toBe(200);
     expect(await response.json()).toMatchObject({ status: 'REJECTED', reason: 'NOT_REGISTERED', bankCode: 'DEVB' });
+    // The live page needs no login on the development defaults (no OPS_TOKEN).
+    const page = await fetch(`http://127.0.0.1:${gateway.port}/ops`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('Absher bank gateway · operations');
+    const snapshot = await fetch(`http://127.0.0.1:${gateway.port}/ops/snapshot`);
+    expect(snapshot.status).toBe(200);
   } finally {
     await gateway.stop();
   }

@@ -2,6 +2,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv2020, { ErrorObject } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
+import { parse } from 'yaml';
 
 const CONTRACTS = join(__dirname, '../../contracts');
 const ID_BASE = 'https://absher.gov.sa/gateway/contracts/';
@@ -42,4 +43,16 @@ export function expectEventContract(topic: string, key: string | null, event: { 
   if (entry.topic !== topic) throw new Error(`${event.type} belongs on ${entry.topic}, was on ${topic}`);
   if (entry.key === 'nationalId' && key !== event.data.nationalId) throw new Error(`${event.type} must be keyed by national ID`);
   if (entry.key === 'bankCode' && key !== event.data.bankCode) throw new Error(`${event.type} must be keyed by bank code`);
+}
+
+const openapi = parse(readFileSync(join(CONTRACTS, 'openapi.yaml'), 'utf8'));
+const openapiValidator = new Ajv2020({ strict: false, allErrors: true });
+addFormats(openapiValidator);
+
+/** A response body against a schema of contracts/openapi.yaml's components (its local $refs resolve). */
+export function expectOpenApiSchema(name: string, value: unknown): void {
+  if (!openapi.components.schemas[name]) throw new Error(`no schema ${name} in contracts/openapi.yaml`);
+  if (!openapiValidator.validate({ ...openapi.components.schemas[name], components: openapi.components }, value)) {
+    throw new Error(`does not match contracts/openapi.yaml ${name}: ${openapiValidator.errorsText()}\n${JSON.stringify(value, null, 2)}`);
+  }
 }

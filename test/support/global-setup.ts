@@ -13,6 +13,7 @@ const ROOT = join(__dirname, '../..');
  */
 export default async function globalSetup(): Promise<void> {
   execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  execFileSync(process.execPath, [join(ROOT, 'scripts/copy-assets.js')], { stdio: 'inherit' });
   execFileSync('bash', [join(ROOT, 'scripts/build-kafka-broker.sh')], { stdio: 'inherit' });
   const adminUrl = process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
   const client = new Client({ connectionString: adminUrl, connectionTimeoutMillis: 2000 });

@@ -12,6 +12,7 @@ import { TestPki } from './test-pki';
 import { TopicReader } from './topic-reader';
 
 export const SUBJECT_HASH_KEY = 'test-subject-hash-key-0123456789abcdef';
+export const OPS_TOKEN = 'test-operator-token-0123456789';
 
 /** Configuration a test gateway runs with: its own database, broker and PKI. */
 export function testGatewayEnv(pki: TestPki, database: TestDatabase, broker: DevelopmentBroker, env: Record<string, string> = {}): Record<string, string> {
@@ -28,6 +29,7 @@ export function testGatewayEnv(pki: TestPki, database: TestDatabase, broker: Dev
     GATEWAY_SIGNING_KEY: pki.gatewayKeyFile,
     GATEWAY_SIGNING_CERT: pki.gatewayCertFile,
     SUBJECT_HASH_KEY,
+    OPS_TOKEN,
     LOG_LEVEL: 'warn',
     KAFKA_CONSUMER_MAX_WAIT_MS: '50',
     DATABASE_POOL_SIZE: '10',
@@ -111,7 +113,17 @@ export class TestEnvironment {
 
   /** SIGTERM and wait for the process to exit. */
   async stopGateway(): Promise<number | null> {
-    return this.endGateway('SIGTERM');
+    return (await this.endGateway('SIGTERM')).code;
+  }
+
+  /**
+   * SIGTERM; says how the process ended: `graceful` when it exited by itself
+   * (with 0, or re-raising SIGTERM after its shutdown hooks, as Nest does),
+   * not when it had to be killed after 20 s.
+   */
+  async stopGatewayGracefully(): Promise<{ graceful: boolean; code: number | null; signal: NodeJS.Signals | null }> {
+    const ended = await this.endGateway('SIGTERM');
+    return { ...ended, graceful: ended.code === 0 || ended.signal === 'SIGTERM' };
   }
 
   /** SIGKILL: the process dies wherever it is. */
@@ -119,16 +131,16 @@ export class TestEnvironment {
     await this.endGateway('SIGKILL');
   }
 
-  private async endGateway(signal: NodeJS.Signals): Promise<number | null> {
+  private async endGateway(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
     const child = this.gateway;
     this.gateway = null;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    if (!child || child.exitCode !== null || child.signalCode !== null) return { code: child?.exitCode ?? null, signal: child?.signalCode ?? null };
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, ended) => resolve({ code, signal: ended })));
     child.kill(signal);
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const code = await exited;
+    const result = await exited;
     clearTimeout(timer);
-    return code;
+    return result;
   }
 
   async stop(): Promise<void> {

@@ -7,11 +7,12 @@ import { BanksModule } from '../../banks/banks.module';
 import { ActivationsController } from './activations.controller';
 import { HealthController } from './health.controller';
 import { MetricsController } from './metrics.controller';
+import { OpsPageController } from './ops-page.controller';
 import { OpsModule } from '../../ops/ops.module';
 
 @Module({
   imports: [BanksModule, ActivationModule, OutboxModule, OpsModule, TerminusModule.forRoot({ logger: false })],
-  controllers: [ActivationsController, HealthController, MetricsController],
+  controllers: [ActivationsController, HealthController, MetricsController, OpsPageController],
   providers: [ReadinessIndicators],
 })
 export class HttpChannelModule {}

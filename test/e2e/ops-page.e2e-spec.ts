@@ -1,0 +1,208 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Browser, chromium, Page } from 'playwright-core';
+import { AtmSwitchClient, IsoFields } from '../../libs/iso8583';
+import { expectOpenApiSchema } from '../support/contracts';
+import { newMobile, newNationalId } from '../support/identities';
+import { OPS_TOKEN, TestEnvironment } from '../support/test-environment';
+
+/**
+ * The live operations page (issue 4, acceptance 5) in headless Chromium:
+ * mixed traffic on every channel goes in; the page, fed only by the
+ * gateway's own consumer of the ops topic, shows each bank and channel
+ * with the outcomes that were sent.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const TSTA_KEY = Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex');
+
+let env: TestEnvironment;
+let browser: Browser;
+let stan = 200000 + Math.floor(Math.random() * 700000);
+const sentIdentities: string[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`Chromium is not installed at ${CHROMIUM}: apt-get install chromium (.ci/run does), or set CHROMIUM_PATH`);
+  [env, browser] = await Promise.all([
+    TestEnvironment.start(),
+    chromium.launch({ executablePath: CHROMIUM, args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] }),
+  ]);
+  await waitUntilLive();
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await env?.stop();
+});
+
+async function snapshot(token: string | null = OPS_TOKEN): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${env.baseUrl}/ops/snapshot`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** The view consumer has joined and positioned itself: every event from now on reaches the page. */
+async function waitUntilLive(): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if ((await snapshot()).body.live === true) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('the ops view consumer never became live');
+}
+
+async function registered(): Promise<{ nationalId: string; mobile: string }> {
+  const customer = { nationalId: newNationalId(), mobile: newMobile() };
+  await env.register(customer.nationalId, customer.mobile, 'PENDING_ACTIVATION');
+  sentIdentities.push(customer.nationalId, customer.mobile);
+  return customer;
+}
+
+async function sendJson(bank: 'tsta' | 'tstb', channel: string, body: { nationalId: string; mobile: string }, expectedStatus: number): Promise<void> {
+  const requestId = `ops-page-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  const answer = await env.send(env.pki[bank].es256, { requestId, body: { ...body, channel } });
+  expect({ requestId, status: answer.status }).toEqual({ requestId, status: expectedStatus });
+}
+
+function atmActivation(nationalId: string, mobile: string): IsoFields {
+  const s = String(++stan).padStart(6, '0');
+  return {
+    0: '0200',
+    2: '4111111111111111',
+    3: '910000',
+    7: '1123101500',
+    11: s,
+    12: '101500',
+    13: '1123',
+    32: '111111',
+    37: `RRN${s}000`,
+    41: 'ATM00042',
+    48: `NI010${nationalId}MN${String(mobile.length).padStart(3, '0')}${mobile}`,
+  };
+}
+
+type Expected = Record<string, { ACCEPTED: number; REJECTED: number; ERROR: number }>;
+
+/** What the page shows per bank/channel, read from the rendered DOM. */
+async function shown(page: Page): Promise<Expected> {
+  return page.$$eval('[data-series]', (rows) =>
+    Object.fromEntries(
+      rows.map((row) => [
+        row.getAttribute('data-series')!,
+        Object.fromEntries(['ACCEPTED', 'REJECTED', 'ERROR'].map((o) => [o, Number(row.querySelector(`[data-outcome="${o}"]`)?.textContent)])),
+      ]),
+    ),
+  ) as Promise<Expected>;
+}
+
+it('needs the operator token: refused without it, with a wrong one, and for the stream', async () => {
+  expect((await snapshot(null)).status).toBe(401);
+  expect((await snapshot('not-the-operator-token')).status).toBe(401);
+  const stream = await fetch(`${env.baseUrl}/ops/stream`);
+  expect(stream.status).toBe(401);
+  expect(stream.headers.get('www-authenticate')).toBe('Bearer realm="absher-ops"');
+
+  const page = await browser.newPage();
+  try {
+    const first = await page.goto(`${env.baseUrl}/ops`);
+    expect(first!.status()).toBe(401);
+    await page.fill('input[name="token"]', 'not-the-operator-token');
+    await page.click('button[type="submit"]');
+    await page.waitForSelector('text=That token is not the operator token.');
+    expect(await page.locator('#series-list').count()).toBe(0);
+  } finally {
+    await page.close();
+  }
+});
+
+it('after mixed traffic on every channel, shows each bank and channel with the outcomes sent, as charts', async () => {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
+  const pageErrors: string[] = [];
+  page.on('pageerror', (error) => pageErrors.push(error.message));
+  try {
+    // Sign in as an operator would, before the traffic: the page must update live, not only on load.
+    await page.goto(`${env.baseUrl}/ops`);
+    await page.fill('input[name="token"]', OPS_TOKEN);
+    await Promise.all([page.waitForURL(`${env.baseUrl}/ops`), page.click('button[type="submit"]')]);
+    await page.waitForSelector('#status[data-state="live"]');
+    await page.waitForSelector('text=No requests handled in the last 15 minutes.');
+
+    const expected: Expected = {
+      'TSTA/INTERNET_BANKING': { ACCEPTED: 3, REJECTED: 3, ERROR: 0 },
+      'TSTB/PHONE_BANKING': { ACCEPTED: 2, REJECTED: 0, ERROR: 2 },
+      'TSTA/ATM': { ACCEPTED: 2, REJECTED: 1, ERROR: 0 },
+    };
+    for (let i = 0; i < 3; i++) await sendJson('tsta', 'INTERNET_BANKING', await registered(), 200);
+    for (let i = 0; i < 2; i++) await sendJson('tsta', 'INTERNET_BANKING', { ...(await registered()), mobile: newMobile() }, 200); // MOBILE_MISMATCH
+    await sendJson('tsta', 'INTERNET_BANKING', { nationalId: newNationalId(), mobile: newMobile() }, 200); // NOT_REGISTERED
+    for (let i = 0; i < 2; i++) await sendJson('tstb', 'PHONE_BANKING', await registered(), 200);
+    for (let i = 0; i < 2; i++) await sendJson('tstb', 'PHONE_BANKING', { nationalId: '1234567890', mobile: newMobile() }, 400); // INVALID_NATIONAL_ID
+    const atm = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_KEY);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const customer = await registered();
+        expect((await atm.request(atmActivation(customer.nationalId, customer.mobile))).fields[39]).toBe('00');
+      }
+      expect((await atm.request(atmActivation(newNationalId(), newMobile()))).fields[39]).toBe('25'); // not registered
+    } finally {
+      await atm.close();
+    }
+
+    // The page converges on exactly what was sent, through Kafka and the stream.
+    await page
+      .waitForFunction(
+        (want) => {
+          const rows = Array.from(document.querySelectorAll('[data-series]'));
+          return Object.entries(want).every(([series, counts]) => {
+            const row = rows.find((r) => r.getAttribute('data-series') === series);
+            return row && Object.entries(counts).every(([o, n]) => row.querySelector(`[data-outcome="${o}"]`)?.textContent === String(n));
+          });
+        },
+        expected,
+        { timeout: 30_000 },
+      )
+      .catch(async (error) => {
+        throw new Error(`the page did not show what was sent: ${JSON.stringify(await shown(page))} (${(error as Error).message})`);
+      });
+    expect(await shown(page)).toEqual(expected);
+
+    // Charts, not tables: one line per bank and channel, stacked outcome columns, causes by name.
+    expect(await page.locator('#chart-throughput svg path').count()).toBe(3);
+    expect(await page.locator('#chart-latency svg path').count()).toBe(3);
+    expect(await page.locator('#chart-outcomes svg rect').count()).toBeGreaterThanOrEqual(1);
+    for (const legend of ['TSTA · Internet banking', 'TSTB · Phone banking', 'TSTA · ATM']) await expect(page.locator('#chart-throughput .legend').innerText()).resolves.toContain(legend);
+    const causes = await page.locator('#chart-causes').innerText();
+    for (const cause of ['MOBILE_MISMATCH', 'NOT_REGISTERED', 'INVALID_NATIONAL_ID']) expect(causes).toContain(cause);
+    expect(await page.locator('#kpi-accepted').innerText()).toBe('7');
+
+    // The same window as JSON, as contracts/openapi.yaml describes it.
+    const { status, body } = await snapshot();
+    expect(status).toBe(200);
+    expectOpenApiSchema('OpsSnapshot', body);
+    expect((body.series as { bankCode: string; channel: string }[]).map((s) => `${s.bankCode}/${s.channel}`).sort()).toEqual(Object.keys(expected).sort());
+
+    // No personal data reaches the page (the ops topic carries none).
+    const html = await page.content();
+    for (const value of sentIdentities) expect(html).not.toContain(value.replace(/^\+966/, ''));
+    expect(pageErrors).toEqual([]);
+
+    const screenshot = process.env.OPS_SCREENSHOT ?? join(tmpdir(), 'absher-ops-page.png');
+    mkdirSync(dirname(screenshot), { recursive: true });
+    await page.screenshot({ path: screenshot, fullPage: true });
+  } finally {
+    await page.close();
+  }
+});
+
+it('a page left open does not hold up a graceful shutdown; it shows the connection lost', async () => {
+  const page = await browser.newPage();
+  try {
+    await page.setExtraHTTPHeaders({ authorization: `Bearer ${OPS_TOKEN}` });
+    await page.goto(`${env.baseUrl}/ops`);
+    await page.waitForSelector('#status[data-state="live"]');
+    expect((await snapshot()).body.pagesConnected).toBe(1);
+    expect(await env.stopGatewayGracefully()).toMatchObject({ graceful: true });
+    await page.waitForSelector('#status[data-state="reconnecting"]');
+  } finally {
+    await page.close();
+  }
+});
