@@ -151,7 +151,10 @@ it('after mixed traffic on every channel, shows each bank and channel with the o
     await page
       .waitForFunction(
         (want) => {
-          const rows = Array.from(document.querySelectorAll('[data-series]'));
+          // Runs in the page; this project's TypeScript has no DOM library, so the little it uses is typed here.
+          type Row = { getAttribute(name: string): string | null; querySelector(selector: string): { textContent: string | null } | null };
+          const page = globalThis as unknown as { document: { querySelectorAll(selector: string): ArrayLike<Row> } };
+          const rows = Array.from(page.document.querySelectorAll('[data-series]'));
           return Object.entries(want).every(([series, counts]) => {
             const row = rows.find((r) => r.getAttribute('data-series') === series);
             return row && Object.entries(counts).every(([o, n]) => row.querySelector(`[data-outcome="${o}"]`)?.textContent === String(n));

@@ -1,0 +1,277 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { generateKeyPairSync, KeyObject, randomInt } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import { Client } from 'pg';
+import { stringify } from 'yaml';
+import { luhnValid } from '../../libs/identity';
+import { BankSigningIdentity } from '../../libs/jws';
+import { issueCertificate, parseCertificateBundle } from '../../libs/pki';
+import { projectRoot } from '../../src/common/project-root';
+import { DevelopmentBroker } from '../../src/kafka/development-broker';
+import { EVENT_TYPES, TOPICS } from '../../src/kafka/topics';
+
+const DAY = 86_400_000;
+const ROOT = projectRoot();
+
+export interface BenchBank {
+  code: string;
+  identity: BankSigningIdentity & { certificatePem: string };
+  acquirerId: string;
+  macKey: Buffer;
+}
+
+export interface Customer {
+  nationalId: string;
+  /** E.164. */
+  mobile: string;
+  status: 'PENDING_ACTIVATION' | 'ACTIVE';
+}
+
+/**
+ * What the benchmark runs against, made fresh for each run: a PKI with two
+ * banks (BNKP signs PS256 with RSA-2048, BNKE ES256 with P-256), a database
+ * of its own on the local PostgreSQL, the Kafka broker (KAFKA_BROKERS, or the
+ * development broker), and the built gateway as its own process.
+ */
+export class BenchEnvironment {
+  readonly dir = mkdtempSync(join(tmpdir(), 'absher-bench-'));
+  readonly banks: BenchBank[];
+  readonly trustAnchorsFile = join(this.dir, 'trust-anchors.pem');
+  readonly banksFile = join(this.dir, 'banks.yaml');
+  readonly gatewayKeyFile = join(this.dir, 'gateway.key.pem');
+  readonly gatewayCertFile = join(this.dir, 'gateway.cert.pem');
+  gateway: ChildProcess | null = null;
+  baseUrl = '';
+  isoPort = 0;
+  brokers: string[] = [];
+  databaseUrl = '';
+  postgresVersion = '';
+  private broker: DevelopmentBroker | null = null;
+  private adminUrl = '';
+  private databaseName = '';
+
+  constructor() {
+    const ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const caPem = issueCertificate({
+      subject: { commonName: 'Bench Root CA', organization: 'Bench' },
+      publicKey: ca.publicKey,
+      selfSigningKey: ca.privateKey,
+      notBefore: new Date(Date.now() - DAY),
+      notAfter: new Date(Date.now() + 30 * DAY),
+      isCertificateAuthority: true,
+      keyUsage: ['keyCertSign', 'cRLSign'],
+    });
+    writeFileSync(this.trustAnchorsFile, caPem);
+    const issue = (code: string, keys: { publicKey: KeyObject; privateKey: KeyObject }) => {
+      const certificatePem = issueCertificate({
+        subject: { commonName: `${code} signing`, organization: 'Bench' },
+        publicKey: keys.publicKey,
+        issuer: { certificatePem: caPem, privateKey: ca.privateKey },
+        notBefore: new Date(Date.now() - DAY),
+        notAfter: new Date(Date.now() + 30 * DAY),
+        keyUsage: ['digitalSignature'],
+      });
+      return { bankCode: code, privateKey: keys.privateKey, keyId: parseCertificateBundle(certificatePem)[0].thumbprint, certificatePem };
+    };
+    this.banks = [
+      { code: 'BNKP', identity: issue('BNKP', generateKeyPairSync('rsa', { modulusLength: 2048 })), acquirerId: '400001', macKey: Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex') },
+      { code: 'BNKE', identity: issue('BNKE', generateKeyPairSync('ec', { namedCurve: 'P-256' })), acquirerId: '400002', macKey: Buffer.from('FEDCBA98765432100123456789ABCDEF', 'hex') },
+    ];
+    const gateway = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    writeFileSync(this.gatewayKeyFile, gateway.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(this.gatewayCertFile, issue('gateway', gateway).certificatePem);
+    const banks = this.banks.map((bank) => {
+      const file = join(this.dir, `${bank.code}.pem`);
+      writeFileSync(file, bank.identity.certificatePem);
+      return {
+        code: bank.code,
+        name: `Bench bank ${bank.code}`,
+        channels: ['ATM', 'INTERNET_BANKING', 'PHONE_BANKING'],
+        certificates: [file],
+        acquirerIds: [bank.acquirerId],
+        macKey: bank.macKey.toString('hex').toUpperCase(),
+        rateLimitPerSecond: 1_000_000, // the benchmark measures the gateway, not its rate limits
+      };
+    });
+    writeFileSync(this.banksFile, stringify({ banks }));
+  }
+
+  /** PostgreSQL: a database of the benchmark's own, so every run starts empty. */
+  async createDatabase(adminUrl: string): Promise<void> {
+    const admin = new Client({ connectionString: adminUrl, connectionTimeoutMillis: 3000 });
+    try {
+      await admin.connect();
+    } catch (error) {
+      throw new Error(`no PostgreSQL answered at ${adminUrl.replace(/\/\/[^@]*@/, '//')} (${(error as Error).message}); start it or set BENCH_POSTGRES_URL`);
+    }
+    this.postgresVersion = (await admin.query<{ version: string }>('select version()')).rows[0].version.split(' on ')[0];
+    this.databaseName = `absher_bench_${process.pid}_${Date.now()}`;
+    await admin.query(`CREATE DATABASE ${this.databaseName}`);
+    await admin.end();
+    this.adminUrl = adminUrl;
+    const url = new URL(adminUrl);
+    url.pathname = `/${this.databaseName}`;
+    this.databaseUrl = url.toString();
+  }
+
+  async startBroker(): Promise<string> {
+    if (process.env.KAFKA_BROKERS) {
+      this.brokers = process.env.KAFKA_BROKERS.split(',');
+      return `Kafka at ${this.brokers.join(',')} (KAFKA_BROKERS)`;
+    }
+    this.broker = await DevelopmentBroker.start();
+    this.brokers = this.broker.brokers;
+    return "librdkafka's mock cluster (the development broker)";
+  }
+
+  async startGateway(extraEnv: Record<string, string> = {}): Promise<void> {
+    const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js')], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        DATABASE_URL: this.databaseUrl,
+        KAFKA_BROKERS: this.brokers.join(','),
+        HTTP_PORT: '0',
+        HTTP_HOST: '127.0.0.1',
+        ISO8583_PORT: '0',
+        ISO8583_HOST: '127.0.0.1',
+        BANKS_FILE: this.banksFile,
+        TRUST_ANCHORS: this.trustAnchorsFile,
+        GATEWAY_SIGNING_KEY: this.gatewayKeyFile,
+        GATEWAY_SIGNING_CERT: this.gatewayCertFile,
+        PAN_HASH_KEY: 'bench-pan-hash-key-0123456789abcdefgh',
+        SUBJECT_HASH_KEY: 'bench-subject-hash-key-0123456789abcdef',
+        OPS_TOKEN: 'bench-operator-token-0123456789',
+        LOG_LEVEL: 'info', // the line saying where it listens is at info; nothing per request is
+        ...extraEnv,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.gateway = child;
+    const log: string[] = [];
+    await new Promise<void>((resolve, reject) => {
+      let buffered = '';
+      const timer = setTimeout(() => reject(new Error(`the gateway did not start in 60 s:\n${log.slice(-20).join('\n')}`)), 60_000);
+      child.stdout!.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString();
+        let newline: number;
+        while ((newline = buffered.indexOf('\n')) !== -1) {
+          const line = buffered.slice(0, newline);
+          buffered = buffered.slice(newline + 1);
+          log.push(line);
+          if (log.length > 200) log.shift();
+          try {
+            const entry = JSON.parse(line) as { iso8583Port?: number; httpPort?: number };
+            if (typeof entry.iso8583Port === 'number') this.isoPort = entry.iso8583Port;
+            if (typeof entry.httpPort === 'number') {
+              this.baseUrl = `http://127.0.0.1:${entry.httpPort}`;
+              clearTimeout(timer);
+              resolve();
+            }
+          } catch {
+            // not JSON: kept for the error message
+          }
+        }
+      });
+      child.stderr!.on('data', (chunk: Buffer) => log.push(chunk.toString()));
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`the gateway exited with ${code} before listening:\n${log.slice(-20).join('\n')}`));
+      });
+    });
+  }
+
+  /** Peak resident set size of the gateway process so far (VmHWM), in MB. */
+  gatewayPeakRssMb(): number | null {
+    return peakRssMb(this.gateway?.pid);
+  }
+
+  /**
+   * As the identity core: registers `count` customers (a fifth of them
+   * already ACTIVE) and waits until the gateway has stored them all.
+   */
+  async seedRegistrations(count: number): Promise<Customer[]> {
+    const customers: Customer[] = [];
+    const seen = new Set<string>();
+    while (customers.length < count) {
+      const nationalId = newNationalId();
+      if (seen.has(nationalId)) continue;
+      seen.add(nationalId);
+      customers.push({ nationalId, mobile: `+9665${String(10_000_000 + customers.length).padStart(8, '0')}`, status: customers.length % 5 === 4 ? 'ACTIVE' : 'PENDING_ACTIVATION' });
+    }
+    const producer = new Kafka({ clientId: 'bench-identity-core', brokers: this.brokers, logLevel: logLevel.NOTHING }).producer();
+    await producer.connect();
+    for (let i = 0; i < customers.length; i += 1000) {
+      await producer.send({
+        topic: TOPICS.registrations,
+        messages: customers.slice(i, i + 1000).map((c) => ({
+          key: c.nationalId,
+          value: JSON.stringify({
+            specversion: '1.0',
+            id: `bench-${c.nationalId}`,
+            source: 'urn:absher:identity-core',
+            type: EVENT_TYPES.registrationUpdated,
+            time: new Date().toISOString(),
+            subject: c.nationalId,
+            datacontenttype: 'application/json',
+            data: { nationalId: c.nationalId, mobile: c.mobile, status: c.status, version: 1 },
+          }),
+        })),
+      });
+    }
+    await producer.disconnect();
+    const db = new Client({ connectionString: this.databaseUrl });
+    await db.connect();
+    try {
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        const { rows } = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM registration');
+        if (rows[0].count >= count) break;
+        if (Date.now() > deadline) throw new Error(`the gateway stored ${rows[0].count} of ${count} registrations in 120 s`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    } finally {
+      await db.end();
+    }
+    return customers;
+  }
+
+  async stop(): Promise<void> {
+    const gateway = this.gateway;
+    if (gateway && gateway.exitCode === null) {
+      const exited = new Promise((resolve) => gateway.once('exit', resolve));
+      gateway.kill('SIGTERM');
+      const timer = setTimeout(() => gateway.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await this.broker?.stop();
+    if (this.databaseName) {
+      const admin = new Client({ connectionString: this.adminUrl });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS ${this.databaseName} WITH (FORCE)`).catch(() => undefined);
+      await admin.end();
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function peakRssMb(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
+    return Number.isFinite(kb) ? Math.round(kb / 1024) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A national ID that passes the gateway's checks (spec 1): 10 digits, first 1 or 2, Luhn. */
+export function newNationalId(): string {
+  const body = `${randomInt(1, 3)}${String(randomInt(0, 100_000_000)).padStart(8, '0')}`;
+  for (let check = 0; check <= 9; check++) if (luhnValid(`${body}${check}`)) return `${body}${check}`;
+  throw new Error('unreachable: one check digit always fits');
+}

@@ -1,0 +1,268 @@
+import { constants, createHash, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
+import { Agent, request } from 'node:http';
+import { Kafka, logLevel } from 'kafkajs';
+import { AtmSwitchClient, IsoFields, parseTlv } from '../../libs/iso8583';
+import { signBankRequest } from '../../libs/jws';
+import { TOPICS } from '../../src/kafka/topics';
+import { BenchBank, Customer, newNationalId } from './bench-environment';
+
+/** Latency figures in ms, and throughput. */
+export interface LoadFigures {
+  requests: number;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  /** HTTP status or field 39, counted. */
+  answers: Record<string, number>;
+  /** ACCEPTED / REJECTED:<reason> / ERROR:<code>, counted. */
+  outcomes: Record<string, number>;
+}
+
+export function percentile(sorted: Float64Array | number[], q: number): number {
+  if (sorted.length === 0) return 0;
+  return round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+}
+
+export function round(value: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}
+
+function figures(latencies: number[], seconds: number, answers: Record<string, number>, outcomes: Record<string, number>): LoadFigures {
+  const sorted = Float64Array.from(latencies).sort();
+  return { requests: latencies.length, seconds: round(seconds), perSecond: Math.round(latencies.length / seconds), p50: percentile(sorted, 0.5), p95: percentile(sorted, 0.95), p99: percentile(sorted, 0.99), answers, outcomes };
+}
+
+const count = (map: Record<string, number>, key: string) => (map[key] = (map[key] ?? 0) + 1);
+
+/** How many signatures or verifications node:crypto does per second on one core, for `ms` each. */
+export function cryptoRates(ms = 1500): { ps256Verify: number; es256Verify: number; ps256Sign: number; es256Sign: number } {
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const input = randomBytes(400);
+  const pss = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 };
+  const rsaSignature = sign('sha256', input, { key: rsa.privateKey, ...pss });
+  const ecSignature = sign('sha256', input, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' });
+  const rate = (operation: () => unknown) => {
+    let n = 0;
+    const end = performance.now() + ms;
+    while (performance.now() < end) for (let i = 0; i < 20; i++, n++) operation();
+    return Math.round(n / (ms / 1000));
+  };
+  return {
+    ps256Verify: rate(() => verify('sha256', input, { key: rsa.publicKey, ...pss }, rsaSignature)),
+    es256Verify: rate(() => verify('sha256', input, { key: ec.publicKey, dsaEncoding: 'ieee-p1363' }, ecSignature)),
+    ps256Sign: rate(() => sign('sha256', input, { key: rsa.privateKey, ...pss })),
+    es256Sign: rate(() => sign('sha256', input, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' })),
+  };
+}
+
+export interface PreparedRequest {
+  requestId: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/**
+ * A realistic mix, each request freshly signed (its own request id, `iat`
+ * and signature), alternating PS256 (BNKP) and ES256 (BNKE): 70% a pending
+ * customer with the registered mobile (ACCEPTED), 10% an already active one
+ * (ALREADY_ACTIVE), 10% another mobile (MOBILE_MISMATCH), 10% not registered.
+ * Signed before the clock starts: the signing cost is the generator's,
+ * measured apart (`cryptoRates`).
+ */
+export function prepareJsonRequests(howMany: number, banks: BenchBank[], customers: Customer[], prefix: string): PreparedRequest[] {
+  const pending = customers.filter((c) => c.status === 'PENDING_ACTIVATION');
+  const active = customers.filter((c) => c.status === 'ACTIVE');
+  const prepared: PreparedRequest[] = [];
+  for (let i = 0; i < howMany; i++) {
+    const roll = i % 10;
+    const customer = roll === 7 ? active[i % active.length] : pending[i % pending.length];
+    const nationalId = roll === 9 ? newNationalId() : customer.nationalId;
+    const mobile = roll === 8 ? `+9665${String(90_000_000 + (i % 9_999_999)).padStart(8, '0')}` : customer.mobile;
+    const body = Buffer.from(JSON.stringify({ nationalId, mobile, channel: i % 3 === 0 ? 'PHONE_BANKING' : 'INTERNET_BANKING' }));
+    const requestId = `${prefix}-${i}`;
+    const bank = banks[i % banks.length];
+    const signed = signBankRequest(bank.identity, { method: 'POST', path: '/v1/activations', requestId, body });
+    prepared.push({ requestId, body, headers: { ...signed, 'content-type': 'application/json', 'content-length': String(body.length) } });
+  }
+  return prepared;
+}
+
+/**
+ * `concurrency` clients, each with its own keep-alive connection, sending
+ * the prepared requests one after another for `durationMs` (or until they
+ * run out).
+ */
+export async function runHttpLoad(
+  baseUrl: string,
+  requests: PreparedRequest[],
+  concurrency: number,
+  durationMs: number,
+  onSent: (requestId: string, at: number) => void = () => undefined,
+): Promise<LoadFigures> {
+  const url = new URL(baseUrl);
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
+  const latencies: number[] = [];
+  const answers: Record<string, number> = {};
+  const outcomes: Record<string, number> = {};
+  let next = 0;
+  const started = performance.now();
+  const end = started + durationMs;
+  const client = async () => {
+    while (performance.now() < end && next < requests.length) {
+      const prepared = requests[next++];
+      const sentAt = performance.now();
+      onSent(prepared.requestId, performance.timeOrigin + sentAt);
+      const { status, body } = await post(agent, url, prepared);
+      latencies.push(performance.now() - sentAt);
+      count(answers, String(status));
+      try {
+        const answer = JSON.parse(body) as { status?: string; reason?: string | null; code?: string };
+        count(outcomes, answer.code ? `ERROR:${answer.code}` : answer.reason ? `${answer.status}:${answer.reason}` : String(answer.status));
+      } catch {
+        count(outcomes, 'unreadable');
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, client));
+  const seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  return figures(latencies, seconds, answers, outcomes);
+}
+
+function post(agent: Agent, url: URL, prepared: PreparedRequest): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ agent, host: url.hostname, port: url.port, method: 'POST', path: '/v1/activations', headers: prepared.headers }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      response.on('error', reject);
+    });
+    outgoing.on('error', reject);
+    outgoing.end(prepared.body);
+  });
+}
+
+/**
+ * ATM switches: `connections` TCP connections, each keeping `window`
+ * requests in flight (pipelining), the same mix of outcomes as above, for
+ * `durationMs`. Fields 7/11/37/41 are unique per request, so none is a
+ * duplicate.
+ */
+export async function runIsoLoad(
+  port: number,
+  banks: BenchBank[],
+  customers: Customer[],
+  connections: number,
+  window: number,
+  durationMs: number,
+  runId: string,
+): Promise<LoadFigures> {
+  const clients = await Promise.all(Array.from({ length: connections }, (_, i) => AtmSwitchClient.connect('127.0.0.1', port, banks[i % banks.length].macKey)));
+  const pending = customers.filter((c) => c.status === 'PENDING_ACTIVATION');
+  const active = customers.filter((c) => c.status === 'ACTIVE');
+  const latencies: number[] = [];
+  const answers: Record<string, number> = {};
+  const outcomes: Record<string, number> = {};
+  let sequence = 0;
+  const started = performance.now();
+  const end = started + durationMs;
+  const runPrefix = createHash('sha256').update(runId).digest('hex').slice(0, 4).toUpperCase();
+  const lane = async (connection: number) => {
+    const client = clients[connection];
+    const bank = banks[connection % banks.length];
+    while (performance.now() < end) {
+      const n = sequence++;
+      const roll = n % 10;
+      const customer = roll === 7 ? active[n % active.length] : pending[n % pending.length];
+      const nationalId = roll === 9 ? newNationalId() : customer.nationalId;
+      const mobile = roll === 8 ? `+9665${String(90_000_000 + (n % 9_999_999)).padStart(8, '0')}` : customer.mobile;
+      const stan = String((n % 999_999) + 1).padStart(6, '0');
+      const fields: IsoFields = {
+        0: '0200',
+        2: '4111111111111111',
+        3: '910000',
+        7: '1123101500',
+        11: stan,
+        12: '101500',
+        13: '1123',
+        32: bank.acquirerId,
+        37: `${runPrefix}${String(n).padStart(8, '0')}`.slice(-12),
+        41: `ATM${String(connection).padStart(5, '0')}`,
+        48: `NI010${nationalId}MN${String(mobile.length).padStart(3, '0')}${mobile}`,
+      };
+      const sentAt = performance.now();
+      const answer = await client.request(fields);
+      latencies.push(performance.now() - sentAt);
+      const code = answer.fields[39];
+      count(answers, code);
+      count(outcomes, code === '00' && parseTlv(answer.fields[48] ?? '').has('AI') ? 'ACCEPTED' : `39=${code}`);
+    }
+  };
+  await Promise.all(clients.flatMap((_, connection) => Array.from({ length: window }, () => lane(connection))));
+  const seconds = (performance.now() - started) / 1000;
+  await Promise.all(clients.map((c) => c.close()));
+  return figures(latencies, seconds, answers, outcomes);
+}
+
+/**
+ * End to end: from the moment the bank's request is sent to the moment its
+ * decision is readable on absher.activations.v1 by a consumer (the identity
+ * core's view).
+ */
+export class ActivationTopicWatcher {
+  private readonly sentAt = new Map<string, number>();
+  private latencies: number[] = [];
+  private readonly consumer;
+
+  constructor(brokers: string[]) {
+    this.consumer = new Kafka({ clientId: 'bench-identity-core', brokers, logLevel: logLevel.NOTHING }).consumer({
+      groupId: `bench-e2e-${process.pid}-${Date.now()}`,
+      maxWaitTimeInMs: 20,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+    });
+  }
+
+  async start(): Promise<void> {
+    const joined = new Promise<void>((resolve) => this.consumer.on(this.consumer.events.GROUP_JOIN, () => resolve()));
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topic: TOPICS.activations, fromBeginning: false });
+    await this.consumer.run({
+      eachBatch: async ({ batch }) => {
+        const readAt = performance.timeOrigin + performance.now();
+        for (const message of batch.messages) {
+          const requestId = /"requestId":"([^"]+)"/.exec(message.value?.toString() ?? '')?.[1];
+          const sentAt = requestId ? this.sentAt.get(requestId) : undefined;
+          if (sentAt !== undefined) {
+            this.latencies.push(readAt - sentAt);
+            this.sentAt.delete(requestId!);
+          }
+        }
+      },
+    });
+    await joined;
+  }
+
+  sent(requestId: string, at: number): void {
+    this.sentAt.set(requestId, at);
+  }
+
+  /** Waits for the events of what was sent (up to 30 s), then returns the latencies and starts afresh. */
+  async collect(): Promise<{ events: number; missing: number; p50: number; p99: number }> {
+    const deadline = Date.now() + 30_000;
+    while (this.sentAt.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    const sorted = Float64Array.from(this.latencies).sort();
+    const result = { events: sorted.length, missing: this.sentAt.size, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
+    this.latencies = [];
+    this.sentAt.clear();
+    return result;
+  }
+
+  async stop(): Promise<void> {
+    await this.consumer.disconnect().catch(() => undefined);
+  }
+}
