@@ -6,7 +6,7 @@ import { EVENT_TYPES, TOPICS } from '../kafka/topics';
 import { OpsRecorder } from '../ops/ops-recorder';
 import { RequestHandled, requestHandledEvent } from '../ops/request-handled';
 import { SubjectHasher } from '../ops/subject-hasher';
-import { cloudEvent } from '../outbox/cloud-event';
+import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
 import { appendToOutbox } from '../outbox/outbox-writer';
 import { ActivationStatus, Channel, Decision, DecisionReason, RegistrationStatus } from './activation.types';
 import { decide } from './decision';
@@ -63,12 +63,35 @@ export interface ActivateAccountCommand {
 
 export type ActivationResult = { replayed: false; record: ActivationRecord; response: StoredResponse } | { replayed: true; response: StoredResponse };
 
+/** Requests decided in one transaction at most; a burst larger than this waits for the next batch. */
+const MAX_BATCH = 64;
+/** Transactions in flight at once: enough to keep PostgreSQL busy, few enough that batches fill up under load. */
+const MAX_BATCHES_IN_FLIGHT = 4;
+
+interface Waiting {
+  command: ActivateAccountCommand;
+  resolve(result: ActivationResult): void;
+  reject(error: unknown): void;
+}
+
+type Decided = { command: ActivateAccountCommand; record: ActivationRecord; response: StoredResponse; handled: RequestHandled };
+
 /**
  * The one activation use case (spec section 2). The decision, the answer and
  * its events are committed in one transaction before the channel answers;
  * a repeated request id gets the stored answer, never a second decision.
+ *
+ * Requests that arrive while earlier ones are being stored are decided
+ * together: one transaction, one statement per step for the whole batch
+ * (locks, registrations, decisions, outbox). Alone, a request is its own
+ * batch and waits for nothing; under load the number of round trips and
+ * commits per request falls with the batch size, which is what bounded
+ * throughput (see the README's performance section).
  */
 export class ActivateAccount {
+  private readonly queue: Waiting[] = [];
+  private batchesInFlight = 0;
+
   constructor(
     private readonly dataSource: DataSource,
     private readonly subjects: SubjectHasher,
@@ -76,53 +99,153 @@ export class ActivateAccount {
     private readonly ops: OpsRecorder,
   ) {}
 
-  async execute(command: ActivateAccountCommand): Promise<ActivationResult> {
+  execute(command: ActivateAccountCommand): Promise<ActivationResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ command, resolve, reject });
+      this.startBatches();
+    });
+  }
+
+  private startBatches(): void {
+    while (this.batchesInFlight < MAX_BATCHES_IN_FLIGHT && this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_BATCH);
+      this.batchesInFlight++;
+      void this.runBatch(batch).finally(() => {
+        this.batchesInFlight--;
+        this.startBatches();
+      });
+    }
+  }
+
+  private async runBatch(batch: Waiting[]): Promise<void> {
     const runner: QueryRunner = this.dataSource.createQueryRunner();
     try {
       await runner.connect();
     } catch (error) {
       await runner.release().catch(() => undefined);
-      throw new GatewayError('UNAVAILABLE', 'the activation store is unavailable; nothing was accepted, retry later', error);
+      for (const waiting of batch) waiting.reject(unavailable(error));
+      return;
     }
     try {
-      await runner.startTransaction('READ COMMITTED');
-      const record = await this.decideAndStore(runner, command);
-      if (!record) {
-        await runner.rollbackTransaction();
-        return await this.replay(runner, command);
+      let decided: (Decided | null)[];
+      try {
+        await runner.query('BEGIN');
+        decided = await this.decideAndStore(runner, batch.map((w) => w.command));
+        await runner.query('COMMIT');
+      } catch (error) {
+        await runner.query('ROLLBACK').catch(() => undefined);
+        if (isStoreUnavailable(error)) {
+          for (const waiting of batch) waiting.reject(unavailable(error));
+          return;
+        }
+        if (batch.length === 1) {
+          batch[0].reject(error);
+          return;
+        }
+        // One request the store refuses (or a deadlock) must not fail the others: each again, alone.
+        for (const waiting of batch) await this.runBatch([waiting]);
+        return;
       }
-      await runner.commitTransaction();
       this.onCommitted();
-      this.ops.observeDecision(record.handled);
-      return { replayed: false, record: record.record, response: record.response };
-    } catch (error) {
-      if (runner.isTransactionActive) await runner.rollbackTransaction().catch(() => undefined);
-      if (error instanceof GatewayError) throw error;
-      if (isStoreUnavailable(error)) throw new GatewayError('UNAVAILABLE', 'the activation store is unavailable; nothing was accepted, retry later', error);
-      throw error;
+      for (const [i, waiting] of batch.entries()) {
+        const outcome = decided[i];
+        if (outcome) {
+          this.ops.observeDecision(outcome.handled);
+          waiting.resolve({ replayed: false, record: outcome.record, response: outcome.response });
+        } else {
+          await this.replay(runner, waiting.command).then(waiting.resolve, (error) => waiting.reject(isStoreUnavailable(error) ? unavailable(error) : error));
+        }
+      }
     } finally {
       await runner.release().catch(() => undefined);
     }
   }
 
-  /** Returns null when the request id was already used by this bank. */
-  private async decideAndStore(db: QueryRunner, command: ActivateAccountCommand): Promise<{ record: ActivationRecord; response: StoredResponse; handled: RequestHandled } | null> {
+  /**
+   * Decides and stores a batch in the caller's transaction. Per request: its
+   * decision, or null when its request id was already used by its bank (in
+   * the store, or earlier in this batch): the caller replays those.
+   */
+  private async decideAndStore(db: QueryRunner, commands: ActivateAccountCommand[]): Promise<(Decided | null)[]> {
     // One decision at a time per national ID: its events then get outbox ids
     // (publication order) in the order the decisions were made and committed.
-    await db.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [`activation:${command.nationalId}`]);
     // An ATM request and its reversal advice are serialised on the request's key (see AdviseReversal).
-    if (command.atm) await db.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [reversalLockKey(command.bank.code, command.requestId)]);
-    const rows: { national_id: string; mobile: string; status: RegistrationStatus }[] = await db.query(
-      `SELECT national_id, mobile, status FROM registration WHERE national_id = $1 OR (mobile = $2 AND status <> 'CLOSED')`,
-      [command.nationalId, command.mobile],
+    // All locks in one statement, in hash order, so two batches cannot wait on each other.
+    const lockKeys = new Set<string>();
+    for (const command of commands) {
+      lockKeys.add(`activation:${command.nationalId}`);
+      if (command.atm) lockKeys.add(reversalLockKey(command.bank.code, command.requestId));
+    }
+    await db.query(
+      `SELECT pg_advisory_xact_lock(lock_id) FROM (SELECT DISTINCT hashtextextended(key, 0) AS lock_id FROM unnest($1::text[]) AS key ORDER BY 1) AS locks`,
+      [[...lockKeys]],
     );
-    const registration = rows.find((row) => row.national_id === command.nationalId) ?? null;
-    const decision: Decision = decide({
-      channelAllowed: command.bank.channels.has(command.channel),
-      registration,
-      mobile: command.mobile,
-      mobileHeldByAnother: rows.some((row) => row.national_id !== command.nationalId && row.mobile === command.mobile && row.status !== 'CLOSED'),
+    const registrations: { national_id: string; mobile: string; status: RegistrationStatus }[] = await db.query(
+      `SELECT national_id, mobile, status FROM registration WHERE national_id = ANY($1::text[]) OR (mobile = ANY($2::text[]) AND status <> 'CLOSED')`,
+      [[...new Set(commands.map((c) => c.nationalId))], [...new Set(commands.map((c) => c.mobile))]],
+    );
+    const byNationalId = new Map(registrations.map((row) => [row.national_id, row]));
+    const seenRequests = new Set<string>();
+    const candidates: (Decided | null)[] = commands.map((command) => {
+      const requestKey = `${command.bank.code}\u0000${command.requestId}`;
+      if (seenRequests.has(requestKey)) return null; // the same request twice in one batch: the second replays the first
+      seenRequests.add(requestKey);
+      const decision: Decision = decide({
+        channelAllowed: command.bank.channels.has(command.channel),
+        registration: byNationalId.get(command.nationalId) ?? null,
+        mobile: command.mobile,
+        mobileHeldByAnother: registrations.some((row) => row.national_id !== command.nationalId && row.mobile === command.mobile && row.status !== 'CLOSED'),
+      });
+      return this.decided(command, decision);
     });
+    const toInsert = candidates.filter((c): c is Decided => c !== null);
+    const inserted = new Set(
+      (
+        (await db.query(
+          `INSERT INTO activation_request
+             (activation_id, bank_code, request_id, channel, national_id, mobile, customer_reference, request_digest,
+              status, reason, decided_at, response_status, response_body,
+              acquirer_id, terminal_id, stan, rrn, transmitted_at, pan_hash, accepted)
+           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                                $9::text[], $10::text[], $11::timestamptz[], $12::int[], $13::text[],
+                                $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::bool[])
+           ON CONFLICT (bank_code, request_id) DO NOTHING
+           RETURNING activation_id`,
+          columns(toInsert, [
+            (d) => d.record.activationId,
+            (d) => d.record.bankCode,
+            (d) => d.record.requestId,
+            (d) => d.record.channel,
+            (d) => d.record.nationalId,
+            (d) => d.record.mobile,
+            (d) => d.command.customerReference,
+            (d) => d.command.requestDigest,
+            (d) => d.record.status,
+            (d) => d.record.reason,
+            (d) => d.record.decidedAt.toISOString(),
+            (d) => d.response.status,
+            (d) => d.response.body,
+            (d) => d.command.atm?.acquirerId ?? null,
+            (d) => d.command.atm?.terminalId ?? null,
+            (d) => d.command.atm?.stan ?? null,
+            (d) => d.command.atm?.rrn ?? null,
+            (d) => d.command.atm?.transmittedAt ?? null,
+            (d) => d.command.atm?.panHash ?? null,
+            (d) => d.record.status === 'ACCEPTED',
+          ]),
+        )) as { activation_id: string }[]
+      ).map((row) => row.activation_id),
+    );
+    const stored = candidates.map((c) => (c && inserted.has(c.record.activationId) ? c : null));
+    await appendToOutbox(
+      db,
+      stored.flatMap((d) => (d ? [decisionEvent(d), requestHandledEvent(d.handled)] : [])),
+    );
+    for (const d of stored) if (d?.command.atm && d.record.status === 'ACCEPTED') await applyPendingReversal(db, d.record.bankCode, d.record.requestId);
+    return stored;
+  }
+
+  private decided(command: ActivateAccountCommand, decision: Decision): Decided {
     const record: ActivationRecord = {
       activationId: randomUUID(),
       requestId: command.requestId,
@@ -134,40 +257,6 @@ export class ActivateAccount {
       reason: decision.reason,
       decidedAt: new Date(),
     };
-    const response = command.renderResponse(record);
-    const inserted: unknown[] = await db.query(
-      `INSERT INTO activation_request
-         (activation_id, bank_code, request_id, channel, national_id, mobile, customer_reference, request_digest,
-          status, reason, decided_at, response_status, response_body,
-          acquirer_id, terminal_id, stan, rrn, transmitted_at, pan_hash, accepted)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-       ON CONFLICT (bank_code, request_id) DO NOTHING
-       RETURNING activation_id`,
-      [
-        record.activationId,
-        record.bankCode,
-        record.requestId,
-        record.channel,
-        record.nationalId,
-        record.mobile,
-        command.customerReference,
-        command.requestDigest,
-        record.status,
-        record.reason,
-        record.decidedAt,
-        response.status,
-        response.body,
-        command.atm?.acquirerId ?? null,
-        command.atm?.terminalId ?? null,
-        command.atm?.stan ?? null,
-        command.atm?.rrn ?? null,
-        command.atm?.transmittedAt ?? null,
-        command.atm?.panHash ?? null,
-        record.status === 'ACCEPTED',
-      ],
-    );
-    if (inserted.length === 0) return null;
-    const decidedAt = record.decidedAt.toISOString();
     const handled: RequestHandled = {
       bankCode: record.bankCode,
       channel: record.channel,
@@ -178,35 +267,10 @@ export class ActivateAccount {
       errorCode: null,
       latencyMs: Math.round((performance.now() - command.receivedAt) * 100) / 100,
       subjectHash: this.subjects.hash(record.nationalId),
-      handledAt: decidedAt,
+      handledAt: record.decidedAt.toISOString(),
       replayed: false,
     };
-    await appendToOutbox(db, [
-      {
-        topic: TOPICS.activations,
-        key: record.nationalId,
-        event: cloudEvent(
-          record.status === 'ACCEPTED' ? EVENT_TYPES.activationAccepted : EVENT_TYPES.activationRejected,
-          record.activationId,
-          {
-            activationId: record.activationId,
-            requestId: record.requestId,
-            bankCode: record.bankCode,
-            channel: record.channel,
-            nationalId: record.nationalId,
-            mobile: record.mobile,
-            outcome: decision.outcome,
-            reason: decision.reason,
-            decidedAt,
-            ...(command.atm ? { terminalId: command.atm.terminalId, stan: command.atm.stan, rrn: command.atm.rrn } : {}),
-          },
-          record.decidedAt,
-        ),
-      },
-      requestHandledEvent(handled),
-    ]);
-    if (command.atm && record.status === 'ACCEPTED') await applyPendingReversal(db, record.bankCode, record.requestId);
-    return { record, response, handled };
+    return { command, record, response: command.renderResponse(record), handled };
   }
 
   private async replay(db: QueryRunner, command: ActivateAccountCommand): Promise<ActivationResult> {
@@ -232,4 +296,38 @@ export class ActivateAccount {
     });
     return { replayed: true, response: { status: stored.response_status, body: stored.response_body } };
   }
+}
+
+function unavailable(cause: unknown): GatewayError {
+  return new GatewayError('UNAVAILABLE', 'the activation store is unavailable; nothing was accepted, retry later', cause);
+}
+
+/** Row values as one array per column, for INSERT ... SELECT FROM unnest(...). */
+function columns<T>(rows: T[], pick: ((row: T) => unknown)[]): unknown[][] {
+  return pick.map((column) => rows.map(column));
+}
+
+/** sa.absher.activation.accepted / rejected: what the identity core reads (key: national ID). */
+function decisionEvent({ record, command }: Decided): OutboxMessage {
+  return {
+    topic: TOPICS.activations,
+    key: record.nationalId,
+    event: cloudEvent(
+      record.status === 'ACCEPTED' ? EVENT_TYPES.activationAccepted : EVENT_TYPES.activationRejected,
+      record.activationId,
+      {
+        activationId: record.activationId,
+        requestId: record.requestId,
+        bankCode: record.bankCode,
+        channel: record.channel,
+        nationalId: record.nationalId,
+        mobile: record.mobile,
+        outcome: record.status,
+        reason: record.reason,
+        decidedAt: record.decidedAt.toISOString(),
+        ...(command.atm ? { terminalId: command.atm.terminalId, stan: command.atm.stan, rrn: command.atm.rrn } : {}),
+      },
+      record.decidedAt,
+    ),
+  };
 }

@@ -66,8 +66,12 @@ async function expectAllPublishedAsAnswered(answered: Answered[]): Promise<void>
     if (!seen.includes(record.event.data.activationId as string)) seen.push(record.event.data.activationId as string);
     byKey.set(record.key!, seen);
   }
+  // Decision order: when each was decided; within one millisecond (one batch), the order its events were written.
   const decided = await env.database.query<{ national_id: string; activation_id: string }>(
-    `SELECT national_id, activation_id FROM activation_request ORDER BY decided_at, activation_id`,
+    `SELECT a.national_id, a.activation_id FROM activation_request a
+       JOIN outbox_event o ON o.topic = $1 AND (o.payload::jsonb -> 'data' ->> 'activationId') = a.activation_id::text
+     ORDER BY a.decided_at, o.id`,
+    [TOPICS.activations],
   );
   for (const [key, order] of byKey) {
     const expected = decided.filter((d) => d.national_id === key).map((d) => d.activation_id);
