@@ -7,6 +7,8 @@ import { BankSigningIdentity } from '../../libs/jws';
 import { issueCertificate, parseCertificateBundle } from '../../libs/pki';
 
 const DAY = 86_400_000;
+/** TSTR's ISO 8583 MAC key (hex, double-length 3DES). */
+export const TSTR_MAC_KEY = '0F1E2D3C4B5A69788796A5B4C3D2E1F0';
 
 export interface TestCertificate extends BankSigningIdentity {
   certificatePem: string;
@@ -24,7 +26,8 @@ export interface TestBank {
  * A PKI and bank registry made fresh for a test run: a trusted CA, an
  * untrusted one, and for bank TSTA certificates that are valid (ES256, PS256),
  * expired, not yet valid, issued by the untrusted CA, and without the
- * digitalSignature usage. TSTB is enabled only for PHONE_BANKING.
+ * digitalSignature usage. TSTB is enabled only for PHONE_BANKING. TSTR is
+ * limited to 2 requests per second.
  */
 export class TestPki {
   readonly dir = mkdtempSync(join(tmpdir(), 'gateway-pki-'));
@@ -41,7 +44,7 @@ export class TestPki {
 
   readonly tsta: TestBank;
   readonly tstb: TestBank;
-  /** TSTR: 2 requests per second. */
+  /** TSTR: 2 requests per second, over internet banking and ATM (acquirer 333333, MAC key TSTR_MAC_KEY). */
   readonly tstr: TestCertificate;
   readonly expired: TestCertificate;
   readonly notYetValid: TestCertificate;
@@ -103,7 +106,8 @@ export class TestPki {
         banks: [
           { code: 'TSTA', name: 'Test Bank A', channels: this.tsta.channels, certificates: files.TSTA, acquirerIds: ['111111'], macKey: '0123456789ABCDEFFEDCBA9876543210', rateLimitPerSecond: 10000 },
           { code: 'TSTB', name: 'Test Bank B', channels: this.tstb.channels, certificates: files.TSTB, acquirerIds: ['222222'], macKey: 'FEDCBA98765432100123456789ABCDEF', rateLimitPerSecond: 10000 },
-          { code: 'TSTR', name: 'Test Bank Rate-limited', channels: ['INTERNET_BANKING'], certificates: files.TSTR, rateLimitPerSecond: 2 },
+          // ATM too, so that one rate limit can be seen spent on both channels (rate-limits.e2e-spec.ts).
+          { code: 'TSTR', name: 'Test Bank Rate-limited', channels: ['ATM', 'INTERNET_BANKING'], certificates: files.TSTR, acquirerIds: ['333333'], macKey: TSTR_MAC_KEY, rateLimitPerSecond: 2 },
         ],
       }),
     );

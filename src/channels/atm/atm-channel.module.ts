@@ -4,6 +4,7 @@ import { ActivationModule } from '../../activation/activation.module';
 import { AdviseReversal } from '../../activation/advise-reversal.use-case';
 import { BankDirectory } from '../../banks/bank-directory';
 import { BanksModule } from '../../banks/banks.module';
+import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayConfig } from '../../config/gateway-config';
 import { Store } from '../../database/store';
 import { JsonLogger } from '../../logging/json-logger';
@@ -39,10 +40,19 @@ export class AtmChannelLifecycle implements OnApplicationBootstrap, BeforeApplic
   providers: [
     {
       provide: AtmListener,
-      inject: [BankDirectory, ActivateAccount, AdviseReversal, Store, GatewayConfig, OpsRecorder, JsonLogger],
-      useFactory: (directory: BankDirectory, activate: ActivateAccount, reverse: AdviseReversal, store: Store, config: GatewayConfig, ops: OpsRecorder, logger: JsonLogger) => {
+      inject: [BankDirectory, ActivateAccount, AdviseReversal, Store, GatewayConfig, OpsRecorder, RateLimiter, JsonLogger],
+      useFactory: (
+        directory: BankDirectory,
+        activate: ActivateAccount,
+        reverse: AdviseReversal,
+        store: Store,
+        config: GatewayConfig,
+        ops: OpsRecorder,
+        rateLimiter: RateLimiter,
+        logger: JsonLogger,
+      ) => {
         if (!config.PAN_HASH_KEY) logger.emit('warn', 'PAN_HASH_KEY is unset: PANs are hashed with a development key, for development only');
-        const exchange = new AtmExchange(directory, activate, reverse, store.dataSource, config.PAN_HASH_KEY ?? DEVELOPMENT_PAN_HASH_KEY, ops, logger);
+        const exchange = new AtmExchange(directory, activate, reverse, store.dataSource, config.PAN_HASH_KEY ?? DEVELOPMENT_PAN_HASH_KEY, ops, rateLimiter, logger);
         const listener = new AtmListener(exchange, config.ISO8583_IDLE_TIMEOUT_MS, logger);
         countIsoConnectionsWith(() => listener.openConnections);
         return listener;

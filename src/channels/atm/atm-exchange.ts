@@ -5,6 +5,7 @@ import { IsoFields, IsoFormatError, packMessage, parseTlv, buildTlv, peekMessage
 import { ActivateAccount, ActivationRecord } from '../../activation/activate-account.use-case';
 import { AdviseReversal } from '../../activation/advise-reversal.use-case';
 import { BankDirectory, BankProfile } from '../../banks/bank-directory';
+import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayError } from '../../common/gateway-error';
 import { JsonLogger } from '../../logging/json-logger';
 import { ResponseCode, responseCodeOf } from './field39';
@@ -34,6 +35,8 @@ export class AtmExchange {
     private readonly dataSource: DataSource,
     private readonly panHashKey: string,
     private readonly ops: OpsRecorder,
+    /** The same instance the HTTP channel uses: a bank's limit is one budget, whichever channel it spends it on. */
+    private readonly rateLimiter: RateLimiter,
     logger: JsonLogger,
   ) {
     this.log = logger.child('atm');
@@ -92,6 +95,11 @@ export class AtmExchange {
     }
   }
 
+  /**
+   * Not rate-limited: sign-on and echo keep the link up and decide nothing, and a refused echo would make
+   * the switch take the link down or fail over. They carry no MAC, so charging them to the bank named in
+   * field 32 would let anyone who can reach the port spend that bank's budget.
+   */
   private networkManagement(request: IsoFields): Buffer {
     const code = ['001', '002', '301'].includes(request[70]) ? '00' : '12';
     return packMessage(pick(request, [7, 11, 32, 70], { 0: '0810', 39: code }));
@@ -108,6 +116,10 @@ export class AtmExchange {
       const code = await this.refuse(bank, request, macProblem);
       return this.failed(request, bank, code, code === '63' ? 'SIGNATURE_INVALID' : 'UNAVAILABLE', receivedAt);
     }
+    // After the MAC, as HTTP limits after the signature: forged frames must not spend the bank's budget.
+    // Refused before anything is decided or stored (no row, no atm_refused_message: a write per refusal
+    // is the load the limit exists to shed); only the ops stream sees it. 91 tells the switch to try later.
+    if (!this.rateLimiter.tryTake(bank.code, bank.rateLimitPerSecond)) return this.failed(request, bank, '91', 'RATE_LIMITED', receivedAt);
     if (request[3] !== ACTIVATION_PROCESSING_CODE) return this.failed(request, bank, '12', 'MALFORMED_REQUEST', receivedAt);
     const missing = REQUIRED_IN_0200.filter((field) => request[field] === undefined);
     if (missing.length) return this.failed(request, bank, '30', 'MALFORMED_REQUEST', receivedAt);
@@ -191,6 +203,13 @@ export class AtmExchange {
     return fields;
   }
 
+  /**
+   * Not rate-limited, nor charged to the bank's budget: a reversal is the switch undoing an activation
+   * the ATM never delivered, and every moment it is refused that activation stands for a customer who
+   * was told it failed.
+   * The switch repeats an advice until it is answered (0421), so a 91 here would only add traffic, and
+   * charging advices would let a switch's clean-up crowd out the bank's next activations.
+   */
   private async reversal(request: IsoFields, raw: Buffer): Promise<Buffer> {
     const bank = request[32] ? this.directory.forAcquirer(request[32]) : undefined;
     const answer = (code: ResponseCode) => this.answer0430(request, code, bank ?? null);

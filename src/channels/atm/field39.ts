@@ -1,6 +1,10 @@
 import { DecisionReason } from '../../activation/activation.types';
 
-/** Spec 4.2, field 39. */
+/**
+ * Spec 4.2, field 39. `91` means nothing was decided, try later: the store is
+ * unavailable, or the bank is above its `rateLimitPerSecond` (the spec's
+ * nearest code; the ATM channel has no 429).
+ */
 export type ResponseCode = '00' | '25' | 'N1' | 'N2' | 'N3' | 'N4' | '58' | '30' | '12' | '63' | '91' | '96';
 
 export function responseCodeOf(reason: DecisionReason | null): ResponseCode {
