@@ -42,5 +42,7 @@ export function isStoreUnavailable(error: unknown): boolean {
   if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '53300', '25006'].includes(code)) {
     return true;
   }
+  // TypeORM releases a query runner whose connection died (a killed backend): the next query on it says so.
+  if ((e as { name?: string }).name === 'QueryRunnerAlreadyReleasedError') return true;
   return /Connection terminated|not currently accepting connections|terminating connection|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Cannot use a pool after calling end|not queryable/i.test(e.message ?? '');
 }

@@ -1,3 +1,4 @@
+import { AtmSwitchClient, IsoFields, parseTlv } from '../../libs/iso8583';
 import { TOPICS } from '../../src/kafka/topics';
 import { expectEventContract } from '../support/contracts';
 import { newMobile, newNationalId } from '../support/identities';
@@ -5,9 +6,15 @@ import { GatewayAnswer, TestEnvironment } from '../support/test-environment';
 import { TopicReader } from '../support/topic-reader';
 
 /**
- * Nothing answered is ever lost: through a Kafka outage, a SIGKILL of the
- * gateway, and a database that refuses connections.
+ * The fault suite (`npm run test:faults`, also part of `npm test`). Nothing
+ * answered is ever lost, while traffic flows on both channels: through a
+ * Kafka outage of 30 s (FAULT_KAFKA_DOWN_MS), Kafka refusing produce
+ * requests, PostgreSQL connections killed, a SIGKILL of the gateway, and a
+ * database that refuses connections.
  */
+const KAFKA_DOWN_MS = Number(process.env.FAULT_KAFKA_DOWN_MS ?? 30_000);
+const TSTA_MAC_KEY = Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex');
+jest.setTimeout(KAFKA_DOWN_MS + 120_000);
 let env: TestEnvironment;
 let reader: TopicReader;
 let sequence = 0;
@@ -41,12 +48,21 @@ async function customers(count: number): Promise<{ nationalId: string; mobile: s
 
 /** Every answered decision is stored once and its event is on Kafka exactly as answered; per key, in decision order. */
 async function expectAllPublishedAsAnswered(answered: Answered[]): Promise<void> {
-  await env.settled(reader);
+  await env.settled(reader, 60_000);
   const events = reader.on(TOPICS.activations);
+  const byActivation = groupBy(events, (r) => String(r.event.data.activationId));
+  const stored = new Map(
+    (
+      await env.database.query<{ request_id: string; activation_id: string; status: string }>(
+        `SELECT request_id, activation_id, status FROM activation_request WHERE bank_code = 'TSTA' AND request_id = ANY($1::text[])`,
+        [answered.map((a) => a.requestId)],
+      )
+    ).map((row) => [row.request_id, row]),
+  );
   for (const answer of answered) {
-    const rows = await env.database.query(`SELECT activation_id, status FROM activation_request WHERE bank_code = 'TSTA' AND request_id = $1`, [answer.requestId]);
-    expect(rows).toEqual([{ activation_id: answer.body.activationId, status: answer.body.status }]);
-    const published = events.filter((r) => r.event.data.activationId === answer.body.activationId);
+    const row = stored.get(answer.requestId);
+    expect(row && { activation_id: row.activation_id, status: row.status }).toEqual({ activation_id: answer.body.activationId, status: answer.body.status });
+    const published = byActivation.get(String(answer.body.activationId)) ?? [];
     expect(published.length).toBeGreaterThanOrEqual(1);
     const unique = new Set(published.map((r) => r.event.id));
     expect(unique.size).toBe(1); // re-deliveries carry the same CloudEvent id
@@ -79,27 +95,168 @@ async function expectAllPublishedAsAnswered(answered: Answered[]): Promise<void>
   }
 }
 
-it('Kafka outage: requests keep being answered; when the broker returns every answered decision is published as answered', async () => {
-  const list = await customers(20);
-  await env.broker.takeDown();
+let stanCounter = 300000 + Math.floor(Math.random() * 600000);
+
+function atmActivation(customer: { nationalId: string; mobile: string }): IsoFields {
+  const stan = String(++stanCounter).padStart(6, '0');
+  return {
+    0: '0200', 2: '4111111111111111', 3: '910000', 7: '1123101500', 11: stan, 12: '101500', 13: '1123', 32: '111111',
+    37: `FLT${stan}000`, 41: 'ATM00077', 48: `NI010${customer.nationalId}MN013${customer.mobile}`,
+  };
+}
+
+/** An ATM request that got a decision (any field 39 but 91/96/30/63): its row and its event must exist, once. */
+interface AtmAnswered {
+  requestId: string;
+  code: string;
+  activationId: string | null;
+}
+
+const atmRequestId = (fields: IsoFields) => `111111:${fields[7]}:${fields[11]}:${fields[37]}:${fields[41]}`;
+const DECISION_CODES = ['00', '25', 'N1', 'N2', 'N3', 'N4', '58'];
+
+async function expectAtmDecisionsStoredAndPublished(answered: AtmAnswered[]): Promise<void> {
+  await env.settled(reader, 60_000);
+  const byRequest = groupBy(reader.on(TOPICS.activations), (r) => String(r.event.data.requestId));
+  const stored = groupBy(
+    await env.database.query<{ request_id: string; activation_id: string; status: string }>(
+      `SELECT request_id, activation_id, status FROM activation_request WHERE bank_code = 'TSTA' AND request_id = ANY($1::text[])`,
+      [answered.map((a) => a.requestId)],
+    ),
+    (row) => row.request_id,
+  );
+  for (const answer of answered) {
+    const rows = stored.get(answer.requestId) ?? [];
+    expect({ requestId: answer.requestId, rows: rows.length }).toEqual({ requestId: answer.requestId, rows: 1 });
+    expect(rows[0].status).toBe(answer.code === '00' ? 'ACCEPTED' : 'REJECTED');
+    if (answer.activationId) expect(rows[0].activation_id).toBe(answer.activationId);
+    const published = byRequest.get(answer.requestId) ?? [];
+    expect({ requestId: answer.requestId, ids: new Set(published.map((r) => r.event.id)).size }).toEqual({ requestId: answer.requestId, ids: 1 });
+    expect(published[0].event.data.activationId).toBe(rows[0].activation_id);
+  }
+}
+
+function groupBy<T>(items: T[], keyOf: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return groups;
+}
+
+/**
+ * Traffic on both channels until stop() (HTTP from 4 clients, ATM from 4
+ * requests in flight on one connection); what each request got is kept.
+ */
+function trafficOnBothChannels(list: { nationalId: string; mobile: string }[], prefix: string) {
+  let stopping = false;
   const answered: Answered[] = [];
-  try {
-    // Two requests per customer: same key twice, so order per key is checked too.
-    for (const [i, customer] of [...list, ...list].entries()) {
-      const requestId = nextRequestId('outage');
-      const mobile = i % 2 === 0 ? customer.mobile : newMobile();
-      const answer = await env.send(env.pki.tsta.es256, { requestId, body: { nationalId: customer.nationalId, mobile, channel: 'INTERNET_BANKING' } });
-      expect(answer.status).toBe(200);
-      answered.push({ requestId, nationalId: customer.nationalId, body: answer.json });
+  const atmAnswered: AtmAnswered[] = [];
+  const unavailable: { requestId: string; body: Record<string, unknown> }[] = [];
+  const atmUnavailable: IsoFields[] = [];
+  const unexpected: string[] = [];
+  let n = 0;
+  // Paced (about 150 requests a second in all), so the checks afterwards stay quick however long the fault lasts.
+  const pause = () => new Promise((resolve) => setTimeout(resolve, 50));
+  const http = async () => {
+    while (!stopping) {
+      const customer = list[n++ % list.length];
+      const requestId = nextRequestId(prefix);
+      const body = { nationalId: customer.nationalId, mobile: n % 3 === 0 ? newMobile() : customer.mobile, channel: 'INTERNET_BANKING' };
+      const answer = await env.send(env.pki.tsta.es256, { requestId, body });
+      if (answer.status === 200) answered.push({ requestId, nationalId: customer.nationalId, body: answer.json });
+      else if (answer.status === 503 && answer.json.code === 'UNAVAILABLE') unavailable.push({ requestId, body });
+      else unexpected.push(`HTTP ${answer.status} ${JSON.stringify(answer.json)}`);
+      await pause();
     }
+  };
+  const atm = async (client: AtmSwitchClient) => {
+    while (!stopping) {
+      const fields = atmActivation(list[n++ % list.length]);
+      const answer = await client.request(fields);
+      const code = answer.fields[39];
+      if (DECISION_CODES.includes(code)) atmAnswered.push({ requestId: atmRequestId(fields), code, activationId: code === '00' ? (parseTlv(answer.fields[48]).get('AI') ?? null) : null });
+      else if (code === '91') atmUnavailable.push(fields);
+      else unexpected.push(`ISO 39=${code}`);
+      await pause();
+    }
+  };
+  let client: AtmSwitchClient;
+  const running = AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_MAC_KEY).then((c) => {
+    client = c;
+    return Promise.all([...Array.from({ length: 4 }, http), ...Array.from({ length: 4 }, () => atm(c))]);
+  });
+  return {
+    answered,
+    atmAnswered,
+    unavailable,
+    atmUnavailable,
+    unexpected,
+    async stop() {
+      stopping = true;
+      await running;
+      await client.close();
+    },
+  };
+}
+
+it(`Kafka down for ${KAFKA_DOWN_MS / 1000} s while both channels keep sending: every answer given is published as answered when it returns`, async () => {
+  const list = await customers(20);
+  const traffic = trafficOnBothChannels(list, 'outage');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await env.broker.takeDown();
+  let answeredWhileDown = 0;
+  try {
+    await new Promise((resolve) => setTimeout(resolve, KAFKA_DOWN_MS));
+    answeredWhileDown = traffic.answered.length + traffic.atmAnswered.length;
+    // Nothing answered during the outage reached Kafka, so the test below is about the outbox, not luck.
     const [{ unpublished }] = await env.database.query<{ unpublished: number }>(`SELECT count(*)::int AS unpublished FROM outbox_event WHERE published_at IS NULL`);
-    expect(unpublished).toBeGreaterThanOrEqual(answered.length);
-    await new Promise((resolve) => setTimeout(resolve, 3000)); // the relay retries with back-off meanwhile
-    expect(reader.on(TOPICS.activations).filter((r) => answered.some((a) => a.body.activationId === r.event.data.activationId))).toHaveLength(0);
+    expect(unpublished).toBeGreaterThan(0);
   } finally {
     await env.broker.bringUp();
   }
-  await expectAllPublishedAsAnswered(answered);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  await traffic.stop();
+  expect(traffic.unexpected).toEqual([]);
+  expect(traffic.unavailable).toEqual([]); // Kafka away never stops the gateway answering
+  expect(answeredWhileDown).toBeGreaterThan(20);
+  await expectAllPublishedAsAnswered(traffic.answered);
+  await expectAtmDecisionsStoredAndPublished(traffic.atmAnswered);
+});
+
+it('PostgreSQL connections killed (pg_terminate_backend) while both channels send: 503/91 or an answer that is stored and published, never a lost one', async () => {
+  if (env.database.kind !== 'postgresql') return; // needs a PostgreSQL server whose backends can be killed
+  const list = await customers(20);
+  const traffic = trafficOnBothChannels(list, 'pg-kill');
+  for (let i = 0; i < 6; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    await env.database.admin(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${env.database.name}' AND pid <> pg_backend_pid()`);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await traffic.stop();
+  expect({ unexpected: traffic.unexpected, errorsLogged: traffic.unexpected.length ? env.logs.filter((l) => l.includes('"level":"error"')).slice(-5) : [] }).toEqual({ unexpected: [], errorsLogged: [] });
+  expect(traffic.answered.length + traffic.atmAnswered.length).toBeGreaterThan(10);
+  await expectAllPublishedAsAnswered(traffic.answered);
+  await expectAtmDecisionsStoredAndPublished(traffic.atmAnswered);
+  // A request that got 503 or 91 may have been committed just before its connection died; retried with the same id it gets one consistent answer.
+  for (const retry of traffic.unavailable) {
+    const again = await env.send(env.pki.tsta.es256, { requestId: retry.requestId, body: retry.body });
+    expect(again.status).toBe(200);
+    expect(await env.database.query(`SELECT activation_id FROM activation_request WHERE bank_code = 'TSTA' AND request_id = $1`, [retry.requestId])).toEqual([{ activation_id: again.json.activationId }]);
+  }
+  const atm = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_MAC_KEY);
+  try {
+    for (const fields of traffic.atmUnavailable) {
+      const again = await atm.request(fields);
+      expect(DECISION_CODES).toContain(again.fields[39]);
+      expect(await env.database.query(`SELECT 1 FROM activation_request WHERE bank_code = 'TSTA' AND request_id = $1`, [atmRequestId(fields)])).toHaveLength(1);
+    }
+  } finally {
+    await atm.close();
+  }
 });
 
 it('Kafka refusing produce requests for a while: published once it accepts again', async () => {

@@ -19,8 +19,9 @@ export class TopicReader {
   ) {}
 
   static async start(brokers: string[], topics: string[]): Promise<TopicReader> {
-    const kafka = new Kafka({ clientId: 'test-reader', brokers, logLevel: logLevel.NOTHING, retry: { retries: 20, maxRetryTime: 1000 } });
-    const consumer = kafka.consumer({ groupId: `test-reader-${randomUUID()}`, maxWaitTimeInMs: 100, sessionTimeout: 6000, heartbeatInterval: 500, retry: { retries: 50, maxRetryTime: 1000 } });
+    // Retries without end (a second apart at most): the fault tests keep the broker away for 30 s and more.
+    const kafka = new Kafka({ clientId: 'test-reader', brokers, logLevel: logLevel.NOTHING, retry: { retries: 1000, maxRetryTime: 1000 } });
+    const consumer = kafka.consumer({ groupId: `test-reader-${randomUUID()}`, maxWaitTimeInMs: 100, sessionTimeout: 6000, heartbeatInterval: 500, retry: { retries: 1000, maxRetryTime: 1000 } });
     const reader = new TopicReader(consumer, topics);
     await consumer.connect();
     await consumer.subscribe({ topics, fromBeginning: true });
