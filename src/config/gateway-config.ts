@@ -40,6 +40,23 @@ export class GatewayConfig {
   ISO8583_IDLE_TIMEOUT_MS = 300_000;
 
   /**
+   * A client that has not sent its whole request line and headers this long
+   * after connecting (or after starting a request) is answered 408 and
+   * disconnected. Honest clients send headers in one go; this is what cuts
+   * off slowloris clients and connections that never say anything.
+   */
+  @IsInt({ message: 'must be a whole number' })
+  @Min(1000)
+  @Max(600_000)
+  HTTP_HEADERS_TIMEOUT_MS = 10_000;
+
+  /** A request whose headers and body have not all arrived this long after it started is answered 408 and disconnected. */
+  @IsInt({ message: 'must be a whole number' })
+  @Min(1000)
+  @Max(600_000)
+  HTTP_REQUEST_TIMEOUT_MS = 30_000;
+
+  /**
    * Key of the keyed hash (HMAC-SHA-256) under which PANs are stored; the
    * PAN itself never is. Unset: a development key, with a warning.
    */
@@ -135,6 +152,8 @@ const NUMERIC: ReadonlyArray<keyof GatewayConfig> = [
   'DATABASE_POOL_SIZE',
   'KAFKA_CONSUMER_MAX_WAIT_MS',
   'ISO8583_IDLE_TIMEOUT_MS',
+  'HTTP_HEADERS_TIMEOUT_MS',
+  'HTTP_REQUEST_TIMEOUT_MS',
   'OUTBOX_READY_MAX_BACKLOG',
   'OUTBOX_READY_MAX_AGE_SECONDS',
 ];
@@ -170,6 +189,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       if (!config[name]) problems.push(`${name} is required when DATABASE_URL is set (the development key only goes with the embedded database)`);
     }
     if (!config.OPS_TOKEN) problems.push('OPS_TOKEN is required when DATABASE_URL is set (an open /ops page only goes with the embedded database)');
+  }
+  // The request timeout covers the headers too, so a longer headers timeout would never be reached.
+  // Compared only when both are valid, so a bad value is reported once.
+  const timeoutsValid = !problems.some((problem) => /^HTTP_(HEADERS|REQUEST)_TIMEOUT_MS /.test(problem));
+  if (timeoutsValid && config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
+    problems.push(`HTTP_HEADERS_TIMEOUT_MS must not be longer than HTTP_REQUEST_TIMEOUT_MS (got ${config.HTTP_HEADERS_TIMEOUT_MS} and ${config.HTTP_REQUEST_TIMEOUT_MS})`);
   }
   if (Boolean(config.GATEWAY_SIGNING_KEY) !== Boolean(config.GATEWAY_SIGNING_CERT)) {
     problems.push('GATEWAY_SIGNING_KEY and GATEWAY_SIGNING_CERT must be set together');

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { IsIn, IsOptional, registerDecorator, validateSync, ValidationArguments } from 'class-validator';
 import { checkNationalId, normalizeMobile } from '../../../libs/identity';
 import { GatewayError } from '../../common/gateway-error';
@@ -63,7 +64,7 @@ export function parseActivationRequest(body: Buffer): ActivationRequest {
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(body);
   } catch {
-    throw new GatewayError('MALFORMED_REQUEST', 'the body is not valid UTF-8');
+    throw new GatewayError('MALFORMED_REQUEST', invalidUtf8Detail(body));
   }
   let json: unknown;
   try {
@@ -102,3 +103,22 @@ export function parseActivationRequest(body: Buffer): ActivationRequest {
   };
 }
 
+/**
+ * Says where a body stops being UTF-8, so the bank can find the byte its
+ * encoder got wrong (a Latin-1 name, a string cut mid-character). Only run
+ * once decoding has failed, so honest requests never pay for it.
+ */
+function invalidUtf8Detail(body: Buffer): string {
+  for (let offset = 0; offset < body.length; ) {
+    const lead = body[offset];
+    // The length a well-formed sequence starting with this byte would have (RFC 3629); 0: no sequence starts so.
+    const length = lead < 0x80 ? 1 : lead >= 0xc2 && lead <= 0xdf ? 2 : lead >= 0xe0 && lead <= 0xef ? 3 : lead >= 0xf0 && lead <= 0xf4 ? 4 : 0;
+    const sequence = body.subarray(offset, offset + Math.max(length, 1));
+    if (length === 0 || !isUtf8(sequence)) {
+      const bytes = [...sequence].map((byte) => `0x${byte.toString(16).padStart(2, '0')}`).join(' ');
+      return `the body is not valid UTF-8: the bytes at offset ${offset} (${bytes}) are not a well-formed UTF-8 sequence`;
+    }
+    offset += length;
+  }
+  return 'the body is not valid UTF-8';
+}
