@@ -111,6 +111,42 @@ export class GatewayConfig {
   @Matches(/^[A-Za-z0-9._-]{1,64}$/)
   KAFKA_CLIENT_ID = 'absher-bank-gateway';
 
+  /** Compression of the batches the outbox relay produces (gzip is built into kafkajs; the others need codecs it does not ship). */
+  @IsIn(['none', 'gzip'])
+  KAFKA_COMPRESSION: 'none' | 'gzip' = 'gzip';
+
+  /** TLS to the brokers: `true` with the system CAs, or with KAFKA_SSL_CA_FILE. */
+  @IsIn(['true', 'false'])
+  KAFKA_SSL: 'true' | 'false' = 'false';
+
+  /** PEM bundle of the CAs the brokers' certificates chain to (implies KAFKA_SSL=true). */
+  @IsOptional()
+  @IsString()
+  KAFKA_SSL_CA_FILE?: string;
+
+  /** SASL mechanism; with it KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required. */
+  @IsOptional()
+  @IsIn(['plain', 'scram-sha-256', 'scram-sha-512'])
+  KAFKA_SASL_MECHANISM?: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+
+  @IsOptional()
+  @IsString()
+  KAFKA_SASL_USERNAME?: string;
+
+  @IsOptional()
+  @IsString()
+  KAFKA_SASL_PASSWORD?: string;
+
+  /**
+   * Key-encryption key: 32 bytes as 64 hex digits. MAC keys are stored
+   * encrypted under it (AES-256-GCM) and decrypted only in memory. Unset:
+   * a development key, with a warning, which only goes with the embedded
+   * database.
+   */
+  @IsOptional()
+  @Matches(/^[0-9a-fA-F]{64}$/, { message: 'must be 64 hex digits (a 32-byte key)' })
+  KEY_ENCRYPTION_KEY?: string;
+
   @IsInt()
   @Min(1)
   @Max(10000)
@@ -164,7 +200,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const config = new GatewayConfig();
   const target = config as unknown as Record<string, unknown>;
   const problems: string[] = [];
-  for (const name of Object.keys(config).concat(['DATABASE_URL', 'KAFKA_BROKERS', 'GATEWAY_SIGNING_KEY', 'GATEWAY_SIGNING_CERT', 'SUBJECT_HASH_KEY', 'PAN_HASH_KEY', 'OPS_TOKEN'])) {
+  for (const name of Object.keys(config).concat(['DATABASE_URL', 'KAFKA_BROKERS', 'GATEWAY_SIGNING_KEY', 'GATEWAY_SIGNING_CERT', 'SUBJECT_HASH_KEY', 'PAN_HASH_KEY', 'OPS_TOKEN', 'KAFKA_SSL_CA_FILE', 'KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD', 'KEY_ENCRYPTION_KEY'])) {
     if (name.startsWith('_')) continue;
     const raw = env[name];
     if (raw === undefined || raw === '') continue;
@@ -179,13 +215,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     // A value that is not a number only needs to be told so, not also that it is out of range.
     const messages = constraints.isInt ? [constraints.isInt] : Object.values(constraints);
     const text = messages.map((m) => m.replace(new RegExp(`^${error.property} `), '')).join('; ');
-    const shown = /KEY|URL|TOKEN/.test(error.property) ? '(value hidden)' : `(got ${JSON.stringify(error.value)})`;
+    const shown = /KEY|URL|TOKEN|PASSWORD/.test(error.property) ? '(value hidden)' : `(got ${JSON.stringify(error.value)})`;
     problems.push(`${error.property} ${text} ${shown}`);
   }
   // The built-in hash keys are published in this repository: with them a stored PAN hash is a PAN
   // (a BIN and a Luhn digit leave about 10^9 candidates). They only go with the embedded database.
   if (config.DATABASE_URL) {
-    for (const name of ['PAN_HASH_KEY', 'SUBJECT_HASH_KEY'] as const) {
+    for (const name of ['PAN_HASH_KEY', 'SUBJECT_HASH_KEY', 'KEY_ENCRYPTION_KEY'] as const) {
       if (!config[name]) problems.push(`${name} is required when DATABASE_URL is set (the development key only goes with the embedded database)`);
     }
     if (!config.OPS_TOKEN) problems.push('OPS_TOKEN is required when DATABASE_URL is set (an open /ops page only goes with the embedded database)');
@@ -195,6 +231,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const timeoutsValid = !problems.some((problem) => /^HTTP_(HEADERS|REQUEST)_TIMEOUT_MS /.test(problem));
   if (timeoutsValid && config.HTTP_HEADERS_TIMEOUT_MS > config.HTTP_REQUEST_TIMEOUT_MS) {
     problems.push(`HTTP_HEADERS_TIMEOUT_MS must not be longer than HTTP_REQUEST_TIMEOUT_MS (got ${config.HTTP_HEADERS_TIMEOUT_MS} and ${config.HTTP_REQUEST_TIMEOUT_MS})`);
+  }
+  if (config.KAFKA_SASL_MECHANISM && (!config.KAFKA_SASL_USERNAME || !config.KAFKA_SASL_PASSWORD)) {
+    problems.push('KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required with KAFKA_SASL_MECHANISM');
+  }
+  if (!config.KAFKA_SASL_MECHANISM && (config.KAFKA_SASL_USERNAME || config.KAFKA_SASL_PASSWORD)) {
+    problems.push('KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD need KAFKA_SASL_MECHANISM');
   }
   if (Boolean(config.GATEWAY_SIGNING_KEY) !== Boolean(config.GATEWAY_SIGNING_CERT)) {
     problems.push('GATEWAY_SIGNING_KEY and GATEWAY_SIGNING_CERT must be set together');

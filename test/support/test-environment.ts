@@ -13,6 +13,7 @@ import { TopicReader } from './topic-reader';
 
 export const SUBJECT_HASH_KEY = 'test-subject-hash-key-0123456789abcdef';
 export const OPS_TOKEN = 'test-operator-token-0123456789';
+export const TEST_KEY_ENCRYPTION_KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 
 /** Configuration a test gateway runs with: its own database, broker and PKI. */
 export function testGatewayEnv(pki: TestPki, database: TestDatabase, broker: DevelopmentBroker, env: Record<string, string> = {}): Record<string, string> {
@@ -30,6 +31,7 @@ export function testGatewayEnv(pki: TestPki, database: TestDatabase, broker: Dev
     GATEWAY_SIGNING_CERT: pki.gatewayCertFile,
     SUBJECT_HASH_KEY,
     OPS_TOKEN,
+    KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY,
     LOG_LEVEL: 'warn',
     KAFKA_CONSUMER_MAX_WAIT_MS: '50',
     DATABASE_POOL_SIZE: '10',

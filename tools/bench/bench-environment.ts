@@ -144,6 +144,7 @@ export class BenchEnvironment {
         PAN_HASH_KEY: 'bench-pan-hash-key-0123456789abcdefgh',
         SUBJECT_HASH_KEY: 'bench-subject-hash-key-0123456789abcdef',
         OPS_TOKEN: 'bench-operator-token-0123456789',
+        KEY_ENCRYPTION_KEY: 'a1'.repeat(32),
         LOG_LEVEL: 'info', // the line saying where it listens is at info; nothing per request is
         ...extraEnv,
       },
