@@ -14,6 +14,8 @@ import { OutboxRelay } from './outbox/outbox-relay';
 import { ActivationResultsConsumer } from './activation/activation-results-consumer';
 import { RegistrationsConsumer } from './registry/registrations-consumer';
 import { RegistryModule } from './registry/registry.module';
+import { BankDirectory } from './banks/bank-directory';
+import { BanksModule } from './banks/banks.module';
 
 /** Starts the background work after the application is up and stops it in order. */
 @Injectable()
@@ -27,6 +29,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     @Inject(OpsRecorder) private readonly ops: OpsRecorder,
     @Inject(OpsViewConsumer) private readonly opsView: OpsViewConsumer,
     @Inject(JsonLogger) private readonly logger: JsonLogger,
+    @Inject(BankDirectory) private readonly banks: BankDirectory,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -36,9 +39,11 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     this.registrations.start();
     this.results.start();
     this.opsView.start();
+    this.banks.watch(); // registry changes made with the operator CLI apply without a restart
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.banks.stopWatching();
     await Promise.all([this.registrations.stop(), this.results.stop(), this.opsView.stop()]);
     await this.ops.stop(); // writes the last request-handled events and the open minutes' summaries
     await this.relay.stop();
@@ -52,7 +57,7 @@ export class AppModule {
   static forRoot(config: GatewayConfig, logger: JsonLogger): DynamicModule {
     return {
       module: AppModule,
-      imports: [InfrastructureModule.forRoot(config, logger), OutboxModule, OpsModule, RegistryModule, HttpChannelModule, AtmChannelModule],
+      imports: [InfrastructureModule.forRoot(config, logger), OutboxModule, OpsModule, RegistryModule, BanksModule, HttpChannelModule, AtmChannelModule],
       providers: [GatewayLifecycle],
     };
   }

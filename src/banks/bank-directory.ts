@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { DataSource } from 'typeorm';
+import { openSecret, sealSecret } from '../../libs/keys';
 import { CertificateInfo, parseCertificateBundle, verifyChain } from '../../libs/pki';
 import { Channel } from '../activation/activation.types';
 import { JsonLogger } from '../logging/json-logger';
@@ -23,7 +24,7 @@ export interface BankProfile {
   readonly rateLimitPerSecond: number;
   /** By thumbprint (the JWS kid). */
   readonly certificates: ReadonlyMap<string, RegisteredCertificate>;
-  /** Double-length 3DES key for ISO 8583 MACs; held in memory only, never written to the store. */
+  /** Double-length 3DES key for ISO 8583 MACs: stored sealed under KEY_ENCRYPTION_KEY, in clear only here, in memory. */
   readonly macKey: Buffer | null;
 }
 
@@ -36,15 +37,41 @@ export interface BankProfile {
 export class BankDirectory {
   private banks = new Map<string, BankProfile>();
   private byAcquirer = new Map<string, BankProfile>();
-  private macKeys = new Map<string, Buffer>();
   private readonly log: JsonLogger;
+  /** Newest registry_audit id seen: a newer one means the registry changed (the CLI, another instance). */
+  private seenChange = '0';
+  private watcher: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly dataSource: DataSource,
     private readonly trustAnchors: CertificateInfo[],
+    /** KEY_ENCRYPTION_KEY: MAC keys are sealed under it in the store. */
+    private readonly keyEncryptionKey: Buffer,
     logger: JsonLogger,
   ) {
     this.log = logger.child('banks');
+  }
+
+  /**
+   * Reloads whenever the registry changes, checked every `intervalMs`: an
+   * operator's change with the CLI takes effect without a restart, on every
+   * instance. A store that does not answer keeps the directory as it is.
+   */
+  watch(intervalMs = 1000): void {
+    this.watcher ??= setInterval(() => {
+      void this.reloadIfChanged().catch((error) => this.log.emit('warn', 'could not check the bank registry for changes', { error: (error as Error).message }));
+    }, intervalMs);
+    this.watcher.unref();
+  }
+
+  stopWatching(): void {
+    if (this.watcher) clearInterval(this.watcher);
+    this.watcher = null;
+  }
+
+  private async reloadIfChanged(): Promise<void> {
+    const [{ newest }] = await this.dataSource.query(`SELECT coalesce(max(id), 0)::text AS newest FROM registry_audit`);
+    if (newest !== this.seenChange) await this.reload();
   }
 
   get(code: string): BankProfile | undefined {
@@ -61,27 +88,34 @@ export class BankDirectory {
   }
 
   /**
-   * Writes BANKS_FILE into the store. The file is the whole list: a bank or a
-   * certificate taken out of it is removed, so it stops authenticating at the
-   * next start, wherever the file was loaded from.
+   * Writes BANKS_FILE into the store. For the banks it manages, the file is
+   * the whole list: a bank or a certificate taken out of it is removed, so it
+   * stops authenticating at the next start, wherever the file was loaded
+   * from. A bank an operator has changed with the CLI is managed by the CLI
+   * from then on: its entry in the file is ignored, with a warning. MAC keys
+   * are stored sealed under the key-encryption key.
    */
   async syncFromFile(entries: BankFileEntry[]): Promise<void> {
     const source = BANKS_FILE_SOURCE;
-    this.macKeys = new Map(entries.filter((b) => b.macKey).map((b) => [b.code, Buffer.from(b.macKey!, 'hex')]));
     await this.dataSource.transaction(async (db) => {
-      const removed: { code: string }[] = await db.query(`SELECT code FROM bank WHERE NOT (code = ANY($1::varchar[]))`, [entries.map((b) => b.code)]);
+      const cliManaged = new Set(((await db.query(`SELECT code FROM bank WHERE managed_by = 'CLI'`)) as { code: string }[]).map((r) => r.code));
+      const ignored = entries.filter((b) => cliManaged.has(b.code)).map((b) => b.code);
+      if (ignored.length) this.log.emit('warn', 'BANKS_FILE entries ignored: these banks are managed with the operator CLI', { banks: ignored });
+      const fileBanks = entries.filter((b) => !cliManaged.has(b.code));
+      const removed: { code: string }[] = await db.query(`SELECT code FROM bank WHERE managed_by = 'BANKS_FILE' AND NOT (code = ANY($1::varchar[]))`, [entries.map((b) => b.code)]);
       if (removed.length) {
         const codes = removed.map((r) => r.code);
         await db.query(`DELETE FROM bank_certificate WHERE bank_code = ANY($1::varchar[])`, [codes]);
         await db.query(`DELETE FROM bank WHERE code = ANY($1::varchar[])`, [codes]);
         this.log.emit('warn', 'banks no longer in BANKS_FILE were removed with their certificates', { banks: codes });
       }
-      for (const bank of entries) {
+      for (const bank of fileBanks) {
+        const macKeySealed = bank.macKey ? sealSecret(this.keyEncryptionKey, Buffer.from(bank.macKey, 'hex'), bank.code) : null;
         await db.query(
-          `INSERT INTO bank (code, name, channels, acquirer_ids, rate_limit_per_second)
-           VALUES ($1, $2, $3, $4, $5)
-           ON CONFLICT (code) DO UPDATE SET name = $2, channels = $3, acquirer_ids = $4, rate_limit_per_second = $5, updated_at = now()`,
-          [bank.code, bank.name, bank.channels, bank.acquirerIds, bank.rateLimitPerSecond],
+          `INSERT INTO bank (code, name, channels, acquirer_ids, rate_limit_per_second, mac_key_sealed)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (code) DO UPDATE SET name = $2, channels = $3, acquirer_ids = $4, rate_limit_per_second = $5, mac_key_sealed = $6, updated_at = now()`,
+          [bank.code, bank.name, bank.channels, bank.acquirerIds, bank.rateLimitPerSecond, macKeySealed],
         );
         const thumbprints: string[] = [];
         for (const file of bank.certificateFiles) {
@@ -107,19 +141,25 @@ export class BankDirectory {
           );
         }
         const dropped: unknown[] = await db.query(
-          `WITH dropped AS (DELETE FROM bank_certificate WHERE bank_code = $1 AND NOT (thumbprint = ANY($2::varchar[])) RETURNING thumbprint)
+          `WITH dropped AS (DELETE FROM bank_certificate WHERE bank_code = $1 AND source = $3 AND NOT (thumbprint = ANY($2::varchar[])) RETURNING thumbprint)
            SELECT thumbprint FROM dropped`,
-          [bank.code, thumbprints],
+          [bank.code, thumbprints, source],
         );
         if (dropped.length) this.log.emit('warn', 'certificates no longer in BANKS_FILE were removed', { bank: bank.code, count: dropped.length });
       }
+      // Every instance reloads on a new audit entry; so does this one, after the start-up reload.
+      await db.query(`INSERT INTO registry_audit (operator, action, details) VALUES ('gateway', 'banks-file-loaded', $1)`, [
+        JSON.stringify({ banks: fileBanks.map((b) => b.code), ignored }),
+      ]);
     });
   }
 
   /** Rebuilds the in-memory directory from the store. */
   async reload(now = new Date()): Promise<void> {
-    const banks: { code: string; name: string; channels: Channel[]; acquirer_ids: string[]; rate_limit_per_second: number }[] =
-      await this.dataSource.query(`SELECT code, name, channels, acquirer_ids, rate_limit_per_second FROM bank`);
+    // Read before the registry, so a change made while reloading is seen at the next check.
+    const [{ newest }] = await this.dataSource.query(`SELECT coalesce(max(id), 0)::text AS newest FROM registry_audit`);
+    const banks: { code: string; name: string; channels: Channel[]; acquirer_ids: string[]; rate_limit_per_second: number; mac_key_sealed: string | null }[] =
+      await this.dataSource.query(`SELECT code, name, channels, acquirer_ids, rate_limit_per_second, mac_key_sealed FROM bank`);
     const certificates: { thumbprint: string; bank_code: string; pem: string }[] = await this.dataSource.query(
       `SELECT thumbprint, bank_code, pem FROM bank_certificate WHERE revoked_at IS NULL`,
     );
@@ -137,14 +177,26 @@ export class BankDirectory {
         acquirerIds: bank.acquirer_ids,
         rateLimitPerSecond: bank.rate_limit_per_second,
         certificates: registered,
-        macKey: this.macKeys.get(bank.code) ?? null,
+        macKey: this.openMacKey(bank.code, bank.mac_key_sealed),
       });
     }
     this.banks = next;
+    this.seenChange = newest;
     this.byAcquirer = new Map([...next.values()].flatMap((bank) => bank.acquirerIds.map((acquirer) => [acquirer, bank] as const)));
     this.log.emit('info', 'bank directory loaded', {
       banks: this.all().map((b) => ({ code: b.code, channels: [...b.channels], certificates: b.certificates.size })),
     });
+  }
+
+  private openMacKey(bankCode: string, sealed: string | null): Buffer | null {
+    if (!sealed) return null;
+    try {
+      return openSecret(this.keyEncryptionKey, sealed, bankCode);
+    } catch (error) {
+      // Its ATM requests then fail the MAC check (63) until the key is set again; other banks are unaffected.
+      this.log.emit('error', 'the MAC key of a bank cannot be opened with KEY_ENCRYPTION_KEY; its ISO 8583 requests will be refused', { bank: bankCode, error: (error as Error).message });
+      return null;
+    }
   }
 
   private assess(bankCode: string, pem: string, now: Date): RegisteredCertificate | null {

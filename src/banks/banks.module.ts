@@ -10,7 +10,17 @@ import { BankDirectory } from './bank-directory';
 import { readBankRegistryFile } from './bank-registry-file';
 import { RateLimiter } from './rate-limiter';
 
-/** Partner banks: the registry from BANKS_FILE, their certificates, authentication and rate limits. */
+/** Published in this repository: it only goes with the embedded database (the configuration refuses it otherwise). */
+export const DEVELOPMENT_KEY_ENCRYPTION_KEY = Buffer.from('development-only-key-encryption!', 'utf8');
+
+/** KEY_ENCRYPTION_KEY, or the development key with a warning. */
+export function keyEncryptionKey(config: GatewayConfig, logger: JsonLogger): Buffer {
+  if (config.KEY_ENCRYPTION_KEY) return Buffer.from(config.KEY_ENCRYPTION_KEY, 'hex');
+  logger.emit('warn', 'KEY_ENCRYPTION_KEY is unset: MAC keys are sealed with a development key, for development only');
+  return DEVELOPMENT_KEY_ENCRYPTION_KEY;
+}
+
+/** Partner banks: the registry (BANKS_FILE and the operator CLI), their certificates, authentication and rate limits. */
 @Module({
   providers: [
     {
@@ -24,7 +34,7 @@ import { RateLimiter } from './rate-limiter';
           throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} cannot be read as a PEM bundle: ${(error as Error).message}`);
         }
         if (anchors.length === 0) throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} holds no certificate`);
-        const directory = new BankDirectory(store.dataSource, anchors, logger);
+        const directory = new BankDirectory(store.dataSource, anchors, keyEncryptionKey(config, logger), logger);
         await directory.syncFromFile(readBankRegistryFile(config.BANKS_FILE));
         await directory.reload();
         return directory;

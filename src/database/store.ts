@@ -1,9 +1,13 @@
-import { resolve } from 'node:path';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { DataSource } from 'typeorm';
 import { GatewayConfig } from '../config/gateway-config';
 import { JsonLogger } from '../logging/json-logger';
 import { createDataSource } from './data-source';
 import { EmbeddedPostgres } from './embedded-postgres';
+
+/** In DATA_DIR while the embedded database runs: its loopback address (the operator CLI connects there). */
+export const EMBEDDED_DATABASE_URL_FILE = 'database-url';
 
 /**
  * The PostgreSQL store: DATABASE_URL, or embedded PGlite when it is unset.
@@ -14,6 +18,8 @@ export class Store {
     readonly dataSource: DataSource,
     readonly description: string,
     private readonly embedded: EmbeddedPostgres | null,
+    /** Where the embedded database's address is written while it runs, for the operator CLI. */
+    private readonly urlFile: string | null,
   ) {}
 
   static async open(config: GatewayConfig, logger: JsonLogger): Promise<Store> {
@@ -37,10 +43,16 @@ export class Store {
       throw error;
     }
     const description = embedded ? `embedded PGlite (${resolve(config.DATA_DIR, 'pglite')})` : url.replace(/\/\/[^@/]*@/, '//');
-    return new Store(dataSource, description, embedded);
+    let urlFile: string | null = null;
+    if (embedded) {
+      urlFile = join(config.DATA_DIR, EMBEDDED_DATABASE_URL_FILE);
+      writeFileSync(urlFile, url);
+    }
+    return new Store(dataSource, description, embedded, urlFile);
   }
 
   async close(): Promise<void> {
+    if (this.urlFile) rmSync(this.urlFile, { force: true });
     if (this.dataSource.isInitialized) await this.dataSource.destroy().catch(() => undefined);
     await this.embedded?.stop();
   }

@@ -1,0 +1,171 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AtmSwitchClient, IsoFields } from '../../libs/iso8583';
+import { BankSigningIdentity } from '../../libs/jws';
+import { newMobile, newNationalId } from '../support/identities';
+import { GatewayAnswer, TestEnvironment } from '../support/test-environment';
+
+/**
+ * The operators' CLI (issue 6), run as operators run it, against the store of
+ * a running gateway: every change takes effect without a restart, is
+ * audited, survives a restart (BANKS_FILE no longer overrides a bank changed
+ * with the CLI), and MAC keys are never shown or stored in clear.
+ */
+const CLI = join(__dirname, '../../dist/tools/cli.js');
+const OLD_MAC_KEY = Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex');
+const NEW_MAC_KEY_HEX = '89ABCDEF0123456776543210FEDCBA98';
+const dir = mkdtempSync(join(tmpdir(), 'gateway-cli-'));
+let env: TestEnvironment;
+let newb: BankSigningIdentity;
+let sequence = 0;
+let stan = 500000 + Math.floor(Math.random() * 400000);
+
+beforeAll(async () => {
+  env = await TestEnvironment.start();
+  // A certificate issued by the trusted test CA that no bank has registered yet: it becomes NEWB's.
+  newb = { ...env.pki.unregistered, bankCode: 'NEWB' };
+});
+
+afterAll(async () => {
+  await env?.stop();
+});
+
+function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [CLI, ...args, '--operator', 'test-operator'], {
+    env: { PATH: process.env.PATH ?? '', ...env.gatewayEnv() },
+    encoding: 'utf8',
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+function ok(...args: string[]): string {
+  const result = cli(...args);
+  if (result.code !== 0) throw new Error(`cli ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** Sends until `accept` holds (the gateways reload within a second or two), and returns that answer. */
+async function eventually(send: () => Promise<GatewayAnswer>, accept: (answer: GatewayAnswer) => boolean, what: string): Promise<GatewayAnswer> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const answer = await send();
+    if (accept(answer)) return answer;
+    if (Date.now() > deadline) throw new Error(`${what}: still ${answer.status} ${JSON.stringify(answer.json)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+const activation = (identity: BankSigningIdentity, channel = 'INTERNET_BANKING') =>
+  env.send(identity, { requestId: `cli-${Date.now()}-${++sequence}`, body: { nationalId: newNationalId(), mobile: newMobile(), channel } });
+
+function atmRequest(): IsoFields {
+  const s = String(++stan).padStart(6, '0');
+  return { 0: '0200', 2: '4111111111111111', 3: '910000', 7: '1123101500', 11: s, 12: '101500', 13: '1123', 32: '111111', 37: `CLI${s}000`, 41: 'ATM00099', 48: `NI010${newNationalId()}MN013+966512345678` };
+}
+
+it('--help lists every command, and each command explains its options', () => {
+  const top = cli('--help');
+  expect(top.code).toBe(0);
+  for (const command of ['banks list', 'banks register', 'certs add', 'certs list', 'certs revoke', 'mac-key set', 'channels enable', 'channels disable', 'requests show', 'audit list']) {
+    expect(top.stdout).toContain(command);
+    const own = cli(...command.split(' '), '--help');
+    expect(own.code).toBe(0);
+    expect(own.stdout).toMatch(/^usage: npm run cli -- /);
+  }
+  expect(cli('banks', 'delete').code).toBe(2);
+});
+
+it('registers a bank and its certificate; the running gateway accepts it without a restart, and stops when the certificate is revoked', async () => {
+  expect((await activation(newb)).json.code).toBe('UNKNOWN_BANK');
+  expect(ok('banks', 'register', '--code', 'NEWB', '--name', 'New Bank', '--channels', 'INTERNET_BANKING,ATM', '--acquirer', '777777', '--rate', '50')).toContain('registered NEWB');
+  await eventually(() => activation(newb), (a) => a.json.code === 'UNKNOWN_KEY', 'registered bank without a certificate');
+
+  const certificateFile = join(dir, 'newb.pem');
+  writeFileSync(certificateFile, env.pki.unregistered.certificatePem);
+  expect(ok('certs', 'add', '--bank', 'NEWB', '--file', certificateFile)).toContain(`thumbprint (kid) ${newb.keyId}`);
+  const accepted = await eventually(() => activation(newb), (a) => a.status === 200, 'certificate added');
+  expect(accepted.json.bankCode).toBe('NEWB');
+  expect(ok('certs', 'list', '--bank', 'NEWB')).toContain(newb.keyId);
+
+  // A certificate that does not chain to TRUST_ANCHORS is refused, saying why.
+  const untrustedFile = join(dir, 'untrusted.pem');
+  writeFileSync(untrustedFile, env.pki.untrusted.certificatePem);
+  const refused = cli('certs', 'add', '--bank', 'NEWB', '--file', untrustedFile);
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toMatch(/does not chain to the trust anchors/);
+
+  ok('certs', 'revoke', '--bank', 'NEWB', '--thumbprint', newb.keyId);
+  await eventually(() => activation(newb), (a) => a.json.code === 'UNKNOWN_KEY', 'certificate revoked');
+  expect(cli('certs', 'revoke', '--bank', 'NEWB', '--thumbprint', newb.keyId).stderr).toMatch(/no certificate of NEWB in use/);
+});
+
+it('disables and enables a channel without a restart', async () => {
+  ok('channels', 'disable', '--bank', 'TSTA', '--channel', 'INTERNET_BANKING');
+  const rejected = await eventually(() => activation(env.pki.tsta.es256), (a) => a.json.reason === 'CHANNEL_NOT_ALLOWED', 'channel disabled');
+  expect(rejected.json.status).toBe('REJECTED');
+  ok('channels', 'enable', '--bank', 'TSTA', '--channel', 'INTERNET_BANKING');
+  await eventually(() => activation(env.pki.tsta.es256), (a) => a.status === 200 && a.json.reason !== 'CHANNEL_NOT_ALLOWED', 'channel enabled');
+});
+
+it('rotates a MAC key: never printed, stored sealed, the old key refused and the new one used, also after a restart', async () => {
+  const keyFile = join(dir, 'tsta.mac');
+  writeFileSync(keyFile, `${NEW_MAC_KEY_HEX}\n`);
+  const result = cli('mac-key', 'set', '--bank', 'TSTA', '--file', keyFile);
+  expect(result.code).toBe(0);
+  expect(result.stdout).toMatch(/key check value [0-9A-F]{6}/);
+  expect(`${result.stdout}${result.stderr}`.toUpperCase()).not.toContain(NEW_MAC_KEY_HEX);
+  const [stored] = await env.database.query<{ mac_key_sealed: string }>(`SELECT mac_key_sealed FROM bank WHERE code = 'TSTA'`);
+  expect(stored.mac_key_sealed).toMatch(/^v1:/);
+  expect(stored.mac_key_sealed.toUpperCase()).not.toContain(NEW_MAC_KEY_HEX);
+  expect(ok('banks', 'list').toUpperCase()).not.toContain(NEW_MAC_KEY_HEX);
+
+  const newKey = Buffer.from(NEW_MAC_KEY_HEX, 'hex');
+  const answerWith = async (key: Buffer) => {
+    const atm = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, key);
+    try {
+      return (await atm.request(atmRequest())).fields[39];
+    } finally {
+      await atm.close();
+    }
+  };
+  const deadline = Date.now() + 15_000;
+  while ((await answerWith(newKey)) !== '25' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(await answerWith(newKey)).toBe('25'); // MAC accepted; the customer is not registered
+  expect(await answerWith(OLD_MAC_KEY)).toBe('63');
+
+  // BANKS_FILE still has the old key for TSTA; TSTA is now managed with the CLI, so the file no longer overrides it.
+  await env.stopGateway();
+  await env.startGateway();
+  expect(await answerWith(newKey)).toBe('25');
+  expect(await answerWith(OLD_MAC_KEY)).toBe('63');
+  expect(env.logs.some((line) => line.includes('BANKS_FILE entries ignored') && line.includes('TSTA'))).toBe(true);
+  // NEWB, made with the CLI, is not in BANKS_FILE and survives the restart.
+  expect(ok('banks', 'list')).toMatch(/NEWB\s+New Bank\s+ATM,INTERNET_BANKING\s+777777\s+50\s+0\s+not set\s+CLI/);
+});
+
+it('shows a request with personal data masked, and audits every change with who made it', async () => {
+  const requestId = `cli-show-${Date.now()}`;
+  const nationalId = newNationalId();
+  const answer = await env.send(env.pki.tsta.es256, { requestId, body: { nationalId, mobile: newMobile(), channel: 'INTERNET_BANKING' } });
+  const shown = ok('requests', 'show', '--bank', 'TSTA', '--request-id', requestId);
+  expect(shown).toContain(String(answer.json.activationId));
+  expect(shown).not.toContain(nationalId);
+  expect(JSON.parse(shown)).toMatchObject({ request_id: requestId, status: answer.json.status, national_id: `${nationalId[0]}*******${nationalId.slice(-2)}` });
+  expect(ok('requests', 'show', '--activation-id', String(answer.json.activationId))).toContain(requestId);
+
+  const audit = ok('audit', 'list', '--limit', '100');
+  for (const action of ['bank-registered', 'certificate-added', 'certificate-revoked', 'channel-disabled', 'channel-enabled', 'mac-key-set']) {
+    expect(audit).toMatch(new RegExp(`test-operator\\s+${action}`));
+  }
+  const rows = await env.database.query<{ operator: string; action: string; bank_code: string }>(`SELECT operator, action, bank_code FROM registry_audit WHERE operator = 'test-operator' ORDER BY id`);
+  expect(rows.map((r) => `${r.action}:${r.bank_code}`)).toEqual([
+    'bank-registered:NEWB',
+    'certificate-added:NEWB',
+    'certificate-revoked:NEWB',
+    'channel-disabled:TSTA',
+    'channel-enabled:TSTA',
+    'mac-key-set:TSTA',
+  ]);
+});
