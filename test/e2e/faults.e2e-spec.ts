@@ -1,4 +1,5 @@
 import { AtmSwitchClient, IsoFields, parseTlv } from '../../libs/iso8583';
+import { atmActivation, atmRequestId, TSTA_MAC_KEY } from '../support/atm-requests';
 import { TOPICS } from '../../src/kafka/topics';
 import { expectEventContract } from '../support/contracts';
 import { newMobile, newNationalId } from '../support/identities';
@@ -13,7 +14,6 @@ import { TopicReader } from '../support/topic-reader';
  * database that refuses connections.
  */
 const KAFKA_DOWN_MS = Number(process.env.FAULT_KAFKA_DOWN_MS ?? 30_000);
-const TSTA_MAC_KEY = Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex');
 jest.setTimeout(KAFKA_DOWN_MS + 120_000);
 let env: TestEnvironment;
 let reader: TopicReader;
@@ -95,16 +95,6 @@ async function expectAllPublishedAsAnswered(answered: Answered[]): Promise<void>
   }
 }
 
-let stanCounter = 300000 + Math.floor(Math.random() * 600000);
-
-function atmActivation(customer: { nationalId: string; mobile: string }): IsoFields {
-  const stan = String(++stanCounter).padStart(6, '0');
-  return {
-    0: '0200', 2: '4111111111111111', 3: '910000', 7: '1123101500', 11: stan, 12: '101500', 13: '1123', 32: '111111',
-    37: `FLT${stan}000`, 41: 'ATM00077', 48: `NI010${customer.nationalId}MN013${customer.mobile}`,
-  };
-}
-
 /** An ATM request that got a decision (any field 39 but 91/96/30/63): its row and its event must exist, once. */
 interface AtmAnswered {
   requestId: string;
@@ -112,7 +102,6 @@ interface AtmAnswered {
   activationId: string | null;
 }
 
-const atmRequestId = (fields: IsoFields) => `111111:${fields[7]}:${fields[11]}:${fields[37]}:${fields[41]}`;
 const DECISION_CODES = ['00', '25', 'N1', 'N2', 'N3', 'N4', '58'];
 
 async function expectAtmDecisionsStoredAndPublished(answered: AtmAnswered[]): Promise<void> {
@@ -175,7 +164,7 @@ function trafficOnBothChannels(list: { nationalId: string; mobile: string }[], p
   };
   const atm = async (client: AtmSwitchClient) => {
     while (!stopping) {
-      const fields = atmActivation(list[n++ % list.length]);
+      const fields = atmActivation(list[n++ % list.length], { rrnPrefix: 'FLT', terminal: 'ATM00077' });
       const answer = await client.request(fields);
       const code = answer.fields[39];
       if (DECISION_CODES.includes(code)) atmAnswered.push({ requestId: atmRequestId(fields), code, activationId: code === '00' ? (parseTlv(answer.fields[48]).get('AI') ?? null) : null });

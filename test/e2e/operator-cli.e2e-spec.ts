@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AtmSwitchClient, IsoFields } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583';
+import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { BankSigningIdentity } from '../../libs/jws';
 import { newMobile, newNationalId } from '../support/identities';
 import { GatewayAnswer, TestEnvironment } from '../support/test-environment';
@@ -14,13 +15,12 @@ import { GatewayAnswer, TestEnvironment } from '../support/test-environment';
  * with the CLI), and MAC keys are never shown or stored in clear.
  */
 const CLI = join(__dirname, '../../dist/tools/cli.js');
-const OLD_MAC_KEY = Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex');
+const OLD_MAC_KEY = TSTA_MAC_KEY;
 const NEW_MAC_KEY_HEX = '89ABCDEF0123456776543210FEDCBA98';
 const dir = mkdtempSync(join(tmpdir(), 'gateway-cli-'));
 let env: TestEnvironment;
 let newb: BankSigningIdentity;
 let sequence = 0;
-let stan = 500000 + Math.floor(Math.random() * 400000);
 
 beforeAll(async () => {
   env = await TestEnvironment.start();
@@ -60,10 +60,7 @@ async function eventually(send: () => Promise<GatewayAnswer>, accept: (answer: G
 const activation = (identity: BankSigningIdentity, channel = 'INTERNET_BANKING') =>
   env.send(identity, { requestId: `cli-${Date.now()}-${++sequence}`, body: { nationalId: newNationalId(), mobile: newMobile(), channel } });
 
-function atmRequest(): IsoFields {
-  const s = String(++stan).padStart(6, '0');
-  return { 0: '0200', 2: '4111111111111111', 3: '910000', 7: '1123101500', 11: s, 12: '101500', 13: '1123', 32: '111111', 37: `CLI${s}000`, 41: 'ATM00099', 48: `NI010${newNationalId()}MN013+966512345678` };
-}
+const atmRequest = () => atmActivation({ nationalId: newNationalId(), mobile: newMobile() }, { rrnPrefix: 'CLI' });
 
 it('--help lists every command, and each command explains its options', () => {
   const top = cli('--help');

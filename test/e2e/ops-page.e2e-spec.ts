@@ -2,7 +2,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Browser, chromium, Page } from 'playwright-core';
-import { AtmSwitchClient, IsoFields } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583';
+import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { expectOpenApiSchema } from '../support/contracts';
 import { newMobile, newNationalId } from '../support/identities';
 import { OPS_TOKEN, TestEnvironment } from '../support/test-environment';
@@ -14,11 +15,9 @@ import { OPS_TOKEN, TestEnvironment } from '../support/test-environment';
  * with the outcomes that were sent.
  */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const TSTA_KEY = Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex');
 
 let env: TestEnvironment;
 let browser: Browser;
-let stan = 200000 + Math.floor(Math.random() * 700000);
 const sentIdentities: string[] = [];
 
 beforeAll(async () => {
@@ -61,23 +60,6 @@ async function sendJson(bank: 'tsta' | 'tstb', channel: string, body: { national
   const requestId = `ops-page-${Date.now()}-${Math.random().toString(36).slice(2)}`;
   const answer = await env.send(env.pki[bank].es256, { requestId, body: { ...body, channel } });
   expect({ requestId, status: answer.status }).toEqual({ requestId, status: expectedStatus });
-}
-
-function atmActivation(nationalId: string, mobile: string): IsoFields {
-  const s = String(++stan).padStart(6, '0');
-  return {
-    0: '0200',
-    2: '4111111111111111',
-    3: '910000',
-    7: '1123101500',
-    11: s,
-    12: '101500',
-    13: '1123',
-    32: '111111',
-    37: `RRN${s}000`,
-    41: 'ATM00042',
-    48: `NI010${nationalId}MN${String(mobile.length).padStart(3, '0')}${mobile}`,
-  };
 }
 
 type Expected = Record<string, { ACCEPTED: number; REJECTED: number; ERROR: number }>;
@@ -136,13 +118,13 @@ it('after mixed traffic on every channel, shows each bank and channel with the o
     await sendJson('tsta', 'INTERNET_BANKING', { nationalId: newNationalId(), mobile: newMobile() }, 200); // NOT_REGISTERED
     for (let i = 0; i < 2; i++) await sendJson('tstb', 'PHONE_BANKING', await registered(), 200);
     for (let i = 0; i < 2; i++) await sendJson('tstb', 'PHONE_BANKING', { nationalId: '1234567890', mobile: newMobile() }, 400); // INVALID_NATIONAL_ID
-    const atm = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_KEY);
+    const atm = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_MAC_KEY);
     try {
       for (let i = 0; i < 2; i++) {
         const customer = await registered();
-        expect((await atm.request(atmActivation(customer.nationalId, customer.mobile))).fields[39]).toBe('00');
+        expect((await atm.request(atmActivation(customer))).fields[39]).toBe('00');
       }
-      expect((await atm.request(atmActivation(newNationalId(), newMobile()))).fields[39]).toBe('25'); // not registered
+      expect((await atm.request(atmActivation({ nationalId: newNationalId(), mobile: newMobile() }))).fields[39]).toBe('25'); // not registered
     } finally {
       await atm.close();
     }

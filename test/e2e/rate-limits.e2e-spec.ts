@@ -1,5 +1,6 @@
 import { AtmAnswer, AtmSwitchClient, IsoFields } from '../../libs/iso8583';
 import { TOPICS } from '../../src/kafka/topics';
+import { atmActivation, atmRequestId, nextStan, TEST_PAN, TSTA_MAC_KEY } from '../support/atm-requests';
 import { expectContract, expectEventContract } from '../support/contracts';
 import { newMobile, newNationalId } from '../support/identities';
 import { GatewayAnswer, TestEnvironment } from '../support/test-environment';
@@ -11,23 +12,20 @@ import { TopicReader } from '../support/topic-reader';
  * TSTR may send 2 requests a second, over signed JSON and ISO 8583 alike;
  * TSTA (10,000 a second) sends at the same time and must never be refused.
  */
-const TSTA_KEY = Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex');
 const TSTR_KEY = Buffer.from(TSTR_MAC_KEY, 'hex');
 const TSTR_RATE = 2;
-const PAN = '4111111111111111';
 
 let env: TestEnvironment;
 let reader: TopicReader;
 let tstaAtm: AtmSwitchClient;
 let tstrAtm: AtmSwitchClient;
 let sequence = 0;
-let stanCounter = 100000 + Math.floor(Math.random() * 800000);
 const nextRequestId = (prefix: string) => `${prefix}-${Date.now()}-${++sequence}`;
 
 beforeAll(async () => {
   env = await TestEnvironment.start();
   reader = await TopicReader.start(env.broker.brokers, [TOPICS.activations, TOPICS.ops]);
-  tstaAtm = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_KEY);
+  tstaAtm = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_MAC_KEY);
   tstrAtm = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTR_KEY);
 });
 
@@ -38,25 +36,7 @@ afterAll(async () => {
   await env?.stop();
 });
 
-function activation0200(acquirer: string, nationalId: string, mobile: string): IsoFields {
-  const stan = String(++stanCounter).padStart(6, '0');
-  return {
-    0: '0200',
-    2: PAN,
-    3: '910000',
-    7: '1123101500',
-    11: stan,
-    12: '101500',
-    13: '1123',
-    32: acquirer,
-    37: `RTL${stan}000`,
-    41: 'RTLATM01',
-    48: `NI010${nationalId}MN013${mobile}`,
-  };
-}
-
-/** The request id the gateway gives an ATM request (README: acquirer:field7:STAN:RRN:terminal). */
-const atmRequestId = (fields: IsoFields) => `${fields[32]}:${fields[7]}:${fields[11]}:${fields[37]}:${fields[41]}`;
+const activation0200 = (acquirer: string, nationalId: string, mobile: string): IsoFields => atmActivation({ nationalId, mobile }, { acquirer, rrnPrefix: 'RTL', terminal: 'RTLATM01' });
 
 async function sendJson(identity = env.pki.tstr, body: Record<string, unknown> = { nationalId: newNationalId(), mobile: newMobile(), channel: 'INTERNET_BANKING' }) {
   const requestId = nextRequestId(identity.bankCode.toLowerCase());
@@ -192,13 +172,13 @@ it('0800 network messages and 0420 reversals are answered while the bank is refu
   // One write on one connection, handled in order: activations until the bucket is empty, then an
   // echo and the reversal. Those two come after at least one 91, so the bucket was empty for them.
   const drain = Array.from({ length: 5 }, () => activation0200('333333', newNationalId(), newMobile()));
-  const echo: IsoFields = { 0: '0800', 7: '1123101600', 11: String(++stanCounter).padStart(6, '0'), 32: '333333', 70: '301' };
+  const echo: IsoFields = { 0: '0800', 7: '1123101600', 11: nextStan(), 32: '333333', 70: '301' };
   const advice: IsoFields = {
     0: '0420',
-    2: PAN,
+    2: TEST_PAN,
     3: '910000',
     7: '1123101630',
-    11: String(++stanCounter).padStart(6, '0'),
+    11: nextStan(),
     32: '333333',
     37: original[37],
     41: original[41],
