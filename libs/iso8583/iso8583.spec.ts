@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import * as forge from 'node-forge';
 import { FrameDecoder, FrameTooLargeError, frame } from './framing';
 import { IsoFormatError, packMessage, peekMessageHead, unpackMessage } from './codec';
-import { retailMac } from './mac';
+import { keyCheckValue, retailMac } from './mac';
 import { maskForLog } from './masking';
 import { buildTlv, parseTlv, TlvError } from './tlv';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -237,5 +237,20 @@ describe('decoder fuzzing (fast-check, fixed seed)', () => {
       }),
       { seed: 20261123, numRuns: 5000 },
     );
+  });
+});
+
+describe('key check value', () => {
+  it('is the first 3 bytes of a zero block under the key: 08D7B4 for the published test key 0123456789ABCDEF FEDCBA9876543210', () => {
+    const key = Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex');
+    expect(keyCheckValue(key)).toBe('08D7B4');
+    // The same from node-forge's own 3DES (K1, K2, K1), an implementation independent of node:crypto.
+    const cipher = forge.cipher.createCipher('3DES-ECB', forge.util.createBuffer(Buffer.concat([key, key.subarray(0, 8)]).toString('binary')));
+    (cipher.mode as unknown as { pad: () => boolean }).pad = () => true; // no padding: one whole block
+    cipher.start();
+    cipher.update(forge.util.createBuffer('\0'.repeat(8)));
+    cipher.finish();
+    expect(forge.util.bytesToHex(cipher.output.getBytes()).slice(0, 6).toUpperCase()).toBe('08D7B4');
+    expect(() => keyCheckValue(Buffer.alloc(8))).toThrow(/16 bytes/);
   });
 });

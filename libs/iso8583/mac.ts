@@ -27,3 +27,15 @@ export function retailMac(key: Buffer, data: Buffer): Buffer {
   encrypt.setAutoPadding(false);
   return Buffer.concat([encrypt.update(middle), encrypt.final()]);
 }
+
+/**
+ * The key check value banks and HSMs compare for a double-length 3DES key:
+ * a zero block encrypted under it (K1, K2, K1), first 3 bytes in hex. It
+ * identifies a key without revealing it.
+ */
+export function keyCheckValue(doubleLengthKey: Buffer): string {
+  if (doubleLengthKey.length !== 16) throw new Error('a double-length 3DES key is 16 bytes');
+  const cipher = createCipheriv('des-ede3-ecb', Buffer.concat([doubleLengthKey, doubleLengthKey.subarray(0, 8)]), null);
+  cipher.setAutoPadding(false);
+  return Buffer.concat([cipher.update(Buffer.alloc(8)), cipher.final()]).subarray(0, 3).toString('hex').toUpperCase();
+}

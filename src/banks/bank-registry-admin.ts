@@ -1,6 +1,6 @@
-import { createCipheriv } from 'node:crypto';
 import { DataSource, EntityManager } from 'typeorm';
 import { maskMobile, maskNationalId } from '../../libs/identity';
+import { keyCheckValue } from '../../libs/iso8583';
 import { sealSecret } from '../../libs/keys';
 import { CertificateInfo, parseCertificateBundle, verifyChain } from '../../libs/pki';
 import { CHANNELS, Channel } from '../activation/activation.types';
@@ -228,12 +228,4 @@ function checkChannels(channels: string[]): Channel[] {
   const unknown = channels.filter((c) => !(CHANNELS as readonly string[]).includes(c));
   if (unknown.length || channels.length === 0) throw new RegistryChangeError(`channels must be among ${CHANNELS.join(', ')} (got ${JSON.stringify(channels)})`);
   return CHANNELS.filter((c) => channels.includes(c));
-}
-
-/** The key check value banks and HSMs compare: the first 3 bytes of a zero block encrypted under the key, in hex. */
-export function keyCheckValue(doubleLengthKey: Buffer): string {
-  const key = Buffer.concat([doubleLengthKey, doubleLengthKey.subarray(0, 8)]);
-  const cipher = createCipheriv('des-ede3-ecb', key, null);
-  cipher.setAutoPadding(false);
-  return Buffer.concat([cipher.update(Buffer.alloc(8)), cipher.final()]).subarray(0, 3).toString('hex').toUpperCase();
 }
