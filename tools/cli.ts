@@ -62,6 +62,18 @@ const COMMANDS: Record<string, Command> = {
       out(`registered ${o['--code']}; next: certs add --bank ${o['--code']} --file <certificate.pem>`);
     },
   },
+  'banks set-rate': {
+    usage: 'banks set-rate --bank RJHI --rate 300',
+    summary: "change a bank's rate limit (requests per second, HTTP and ISO 8583 together)",
+    options: [
+      ['--bank', 'the bank code'],
+      ['--rate', 'requests per second, at least 1'],
+    ],
+    async run(admin, o) {
+      await admin.setRateLimit(required(o, '--bank'), Number(required(o, '--rate')));
+      out(`rate limit of ${o['--bank']}: ${o['--rate']} requests per second`);
+    },
+  },
   'certs add': {
     usage: 'certs add --bank RJHI --file rjhi-signing-2027.pem',
     summary: 'register a signing certificate for a bank (checked against TRUST_ANCHORS); prints its thumbprint, the kid banks sign with',

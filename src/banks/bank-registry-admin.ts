@@ -158,6 +158,14 @@ export class BankRegistryAdmin {
     return { checkValue };
   }
 
+  /** The bank's rate limit, shared by its HTTP and ISO 8583 requests (`429` / `91` above it). */
+  async setRateLimit(bankCode: string, perSecond: number): Promise<void> {
+    if (!Number.isInteger(perSecond) || perSecond < 1) throw new RegistryChangeError('--rate must be a whole number of requests per second, at least 1');
+    await this.change('rate-limit-set', bankCode, { rateLimitPerSecond: perSecond }, async (db) => {
+      await db.query(`UPDATE bank SET rate_limit_per_second = $2 WHERE code = $1`, [bankCode, perSecond]);
+    });
+  }
+
   async setChannel(bankCode: string, channel: string, enabled: boolean): Promise<Channel[]> {
     const [checked] = checkChannels([channel]);
     let channels: Channel[] = [];

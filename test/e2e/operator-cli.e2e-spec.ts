@@ -65,7 +65,7 @@ const atmRequest = () => atmActivation({ nationalId: newNationalId(), mobile: ne
 it('--help lists every command, and each command explains its options', () => {
   const top = cli('--help');
   expect(top.code).toBe(0);
-  for (const command of ['banks list', 'banks register', 'certs add', 'certs list', 'certs revoke', 'mac-key set', 'channels enable', 'channels disable', 'requests show', 'audit list']) {
+  for (const command of ['banks list', 'banks register', 'banks set-rate', 'certs add', 'certs list', 'certs revoke', 'mac-key set', 'channels enable', 'channels disable', 'requests show', 'audit list']) {
     expect(top.stdout).toContain(command);
     const own = cli(...command.split(' '), '--help');
     expect(own.code).toBe(0);
@@ -96,6 +96,30 @@ it('registers a bank and its certificate; the running gateway accepts it without
   ok('certs', 'revoke', '--bank', 'NEWB', '--thumbprint', newb.keyId);
   await eventually(() => activation(newb), (a) => a.json.code === 'UNKNOWN_KEY', 'certificate revoked');
   expect(cli('certs', 'revoke', '--bank', 'NEWB', '--thumbprint', newb.keyId).stderr).toMatch(/no certificate of NEWB in use/);
+});
+
+it("changes a bank's rate limit without a restart", async () => {
+  ok('banks', 'set-rate', '--bank', 'TSTA', '--rate', '1');
+  // A burst of 5 at 1/s: once the new limit is loaded, most are refused.
+  await eventually(
+    async () => {
+      const answers = await Promise.all(Array.from({ length: 5 }, () => activation(env.pki.tsta.es256)));
+      return answers.find((a) => a.status === 429) ?? answers[0];
+    },
+    (a) => a.status === 429 && a.json.code === 'RATE_LIMITED',
+    'rate limit lowered',
+  );
+  ok('banks', 'set-rate', '--bank', 'TSTA', '--rate', '10000');
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await eventually(
+    async () => {
+      const answers = await Promise.all(Array.from({ length: 5 }, () => activation(env.pki.tsta.es256)));
+      return answers.find((a) => a.status !== 200) ?? answers[0];
+    },
+    (a) => a.status === 200,
+    'rate limit raised',
+  );
+  expect(cli('banks', 'set-rate', '--bank', 'TSTA', '--rate', '0').stderr).toMatch(/--rate must be a whole number/);
 });
 
 it('disables and enables a channel without a restart', async () => {
@@ -153,7 +177,7 @@ it('shows a request with personal data masked, and audits every change with who 
   expect(ok('requests', 'show', '--activation-id', String(answer.json.activationId))).toContain(requestId);
 
   const audit = ok('audit', 'list', '--limit', '100');
-  for (const action of ['bank-registered', 'certificate-added', 'certificate-revoked', 'channel-disabled', 'channel-enabled', 'mac-key-set']) {
+  for (const action of ['bank-registered', 'certificate-added', 'certificate-revoked', 'rate-limit-set', 'channel-disabled', 'channel-enabled', 'mac-key-set']) {
     expect(audit).toMatch(new RegExp(`test-operator\\s+${action}`));
   }
   const rows = await env.database.query<{ operator: string; action: string; bank_code: string }>(`SELECT operator, action, bank_code FROM registry_audit WHERE operator = 'test-operator' ORDER BY id`);
@@ -161,6 +185,8 @@ it('shows a request with personal data masked, and audits every change with who 
     'bank-registered:NEWB',
     'certificate-added:NEWB',
     'certificate-revoked:NEWB',
+    'rate-limit-set:TSTA',
+    'rate-limit-set:TSTA',
     'channel-disabled:TSTA',
     'channel-enabled:TSTA',
     'mac-key-set:TSTA',
