@@ -38,6 +38,8 @@ export class OutboxRelay {
     private readonly dataSource: DataSource,
     private readonly createProducer: () => Producer,
     private readonly batchSize: number,
+    /** KAFKA_COMPRESSION: a per-batch setting in kafkajs, so it travels with the relay rather than the producer. */
+    private readonly compression: CompressionTypes,
     logger: JsonLogger,
   ) {
     this.log = logger.child('outbox-relay');
@@ -121,7 +123,7 @@ export class OutboxRelay {
     await producer.sendBatch({
       acks: -1,
       timeout: 10_000,
-      compression: CompressionTypes.None,
+      compression: this.compression,
       topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
     });
     await this.dataSource.query(`UPDATE outbox_event SET published_at = now() WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);

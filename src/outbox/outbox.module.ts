@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { Partitioners } from 'kafkajs';
 import { GatewayConfig } from '../config/gateway-config';
 import { Store } from '../database/store';
-import { KafkaConnection } from '../kafka/kafka-connection';
+import { KafkaConnection, producerCompression } from '../kafka/kafka-connection';
 import { JsonLogger } from '../logging/json-logger';
 import { OutboxRelay } from './outbox-relay';
 
@@ -17,6 +17,7 @@ import { OutboxRelay } from './outbox-relay';
           // Java-compatible murmur2 partitioning by key; idempotent, acks=-1 and one request in flight: no duplicates from producer retries, order per partition kept.
           () => kafka.kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1, retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 } }),
           config.OUTBOX_BATCH_SIZE,
+          producerCompression(config),
           logger,
         ),
     },

@@ -1,0 +1,374 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { getMetadataStorage } from 'class-validator';
+import { parse } from 'yaml';
+import { ConfigurationError, GatewayConfig, loadConfig } from '../src/config/gateway-config';
+import { ALL_TOPICS, TOPIC_SETTINGS, TOPICS } from '../src/kafka/topics';
+import { parseArguments, topicPlan } from '../tools/kafka-topics';
+
+/**
+ * docker/compose.yml and docker/Dockerfile, checked without a Docker engine
+ * (there is none on the development machines): against the spec's topics,
+ * the topic settings table, the configuration schema and the build.
+ */
+const ROOT = join(__dirname, '..');
+const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
+
+type EnvironmentValue = string | number | boolean | null;
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  command?: string[] | string;
+  environment?: Record<string, EnvironmentValue> | string[];
+  healthcheck?: { test?: string[] | string; disable?: boolean };
+  depends_on?: Record<string, { condition: string }> | string[];
+  ports?: string[];
+  volumes?: string[];
+  restart?: string;
+}
+
+const COMPOSE_TEXT = read('docker/compose.yml');
+// Compose resolves `<<` merge keys, so the test does too.
+const compose: { services: Record<string, Service> } = parse(COMPOSE_TEXT, { merge: true });
+const services = compose.services;
+
+/** The variables docker/README.md's recipe writes to docker/.env, made as it makes them (`openssl rand -hex N`). */
+const README = read('docker/README.md');
+const RECIPE = new Map([...README.matchAll(/^([A-Z_]+)=\$\(openssl rand -hex (\d+)\)$/gm)].map((m) => [m[1], randomBytes(Number(m[2])).toString('hex')]));
+
+/** `${NAME:?message}` and the like, as compose substitutes them. */
+const SUBSTITUTION = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[?-])([^}]*))?\}/g;
+
+function substitute(value: string, variables: Map<string, string>): string {
+  return value.replace(SUBSTITUTION, (_whole, name: string, operator: string | undefined, rest: string | undefined) => {
+    const set = variables.get(name);
+    if (set !== undefined && set !== '') return set;
+    if (operator?.endsWith('-')) return rest ?? '';
+    throw new Error(`compose would refuse to start: ${name} is unset (${rest ?? 'no message'})`);
+  });
+}
+
+/** A service's environment as written (map or list form). */
+function rawEnvironment(service: Service): Record<string, string> {
+  const environment = service.environment ?? {};
+  if (Array.isArray(environment)) return Object.fromEntries(environment.map((entry) => entry.split(/=(.*)/s, 2) as [string, string]));
+  return Object.fromEntries(Object.entries(environment).map(([name, value]) => [name, value === null ? '' : String(value)]));
+}
+
+/** ... and as the container sees it, with docker/.env made by the README's recipe. */
+function environment(service: Service): Record<string, string> {
+  return Object.fromEntries(Object.entries(rawEnvironment(service)).map(([name, value]) => [name, substitute(value, RECIPE)]));
+}
+
+/** apache/kafka turns KAFKA_FOO_BAR into the broker property foo.bar. */
+function brokerProperties(service: Service): Record<string, string> {
+  const properties: Record<string, string> = {};
+  for (const [name, value] of Object.entries(environment(service))) {
+    if (name.startsWith('KAFKA_')) properties[name.slice('KAFKA_'.length).toLowerCase().replace(/_/g, '.')] = value;
+  }
+  return properties;
+}
+
+function dependsOn(service: Service): Record<string, string> {
+  const list = service.depends_on ?? {};
+  if (Array.isArray(list)) return Object.fromEntries(list.map((name) => [name, 'service_started']));
+  return Object.fromEntries(Object.entries(list).map(([name, { condition }]) => [name, condition]));
+}
+
+function command(service: Service): string[] {
+  if (Array.isArray(service.command)) return service.command;
+  return (service.command ?? '').split(/\s+/).filter(Boolean);
+}
+
+const kafkaNames = Object.keys(services).filter((name) => services[name].image?.startsWith('apache/kafka:'));
+const kafkaServices = kafkaNames.map((name) => services[name]);
+/** Where the other containers reach each broker: its advertised PLAINTEXT listener. */
+const internalBrokers = kafkaServices.map((service) => /PLAINTEXT:\/\/([^,]+)/.exec(brokerProperties(service)['advertised.listeners'])![1]);
+const isGatewayImage = (service: Service) => service.build?.dockerfile === 'docker/Dockerfile';
+const gatewayName = Object.keys(services).find((name) => isGatewayImage(services[name]) && command(services[name]).length === 0)!;
+const gateway = services[gatewayName];
+const jobName = Object.keys(services).find((name) => command(services[name]).some((part) => part.includes('kafka-topics')))!;
+const job = services[jobName];
+const REPLICATION_FACTORS = new Set(Object.values(TOPIC_SETTINGS).map((s) => s.replicationFactor));
+const MIN_IN_SYNC = new Set(Object.values(TOPIC_SETTINGS).map((s) => s.config['min.insync.replicas']));
+
+describe('the topic settings table (src/kafka/topics.ts)', () => {
+  it('covers exactly the topics of spec section 5, each replicated 3 times with 2 in sync, and compacts only the registrations', () => {
+    expect(Object.keys(TOPIC_SETTINGS).sort()).toEqual([...ALL_TOPICS].sort());
+    for (const [topic, settings] of Object.entries(TOPIC_SETTINGS)) {
+      expect({ topic, replicationFactor: settings.replicationFactor, minInSync: settings.config['min.insync.replicas'] }).toEqual({ topic, replicationFactor: 3, minInSync: '2' });
+      expect({ topic, policy: settings.config['cleanup.policy'] }).toEqual({ topic, policy: topic === TOPICS.registrations ? 'compact' : 'delete' });
+      expect(settings.partitions).toBeGreaterThanOrEqual(1);
+    }
+  });
+
+  it('is what docker/README.md tells operators', () => {
+    const rows = [...README.matchAll(/^\| `(absher\.[^`]+)` \| (\d+) \| (\w+) \|$/gm)].map((m) => [m[1], Number(m[2]), m[3]]);
+    expect(rows).toEqual(Object.entries(TOPIC_SETTINGS).map(([topic, s]) => [topic, s.partitions, s.config['cleanup.policy']]));
+  });
+});
+
+describe('docker/compose.yml', () => {
+  it('runs three Kafka nodes in KRaft mode, each broker and controller, in one quorum of all three', () => {
+    expect(kafkaNames).toHaveLength(3);
+    const properties = kafkaServices.map(brokerProperties);
+    const nodeIds = properties.map((p) => p['node.id']);
+    expect(new Set(nodeIds).size).toBe(3);
+    for (const [index, p] of properties.entries()) {
+      expect(p['process.roles']).toBe('broker,controller');
+      expect(p['zookeeper.connect']).toBeUndefined();
+      // Every node knows all three voters, each at its own service name and controller port.
+      const voters = p['controller.quorum.voters'].split(',').map((voter) => /^(\d+)@([^:]+):(\d+)$/.exec(voter)!);
+      expect(voters.map((v) => v[1]).sort()).toEqual([...nodeIds].sort());
+      for (const voter of voters) expect(kafkaNames[nodeIds.indexOf(voter[1])]).toBe(voter[2]);
+      const listeners = Object.fromEntries(p.listeners.split(',').map((l) => /^(\w+):\/\/[^:]*:(\d+)$/.exec(l)!.slice(1, 3) as [string, string]));
+      expect(voters.every((v) => v[3] === listeners[p['controller.listener.names']])).toBe(true);
+      expect(listeners[p['inter.broker.listener.name']]).toBeDefined();
+      // Advertised to the other containers under its own name.
+      expect(internalBrokers[index]).toBe(`${kafkaNames[index]}:${listeners.PLAINTEXT}`);
+      expect(environment(kafkaServices[index]).CLUSTER_ID).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    }
+    expect(new Set(properties.map((p) => p['controller.quorum.voters'])).size).toBe(1);
+    expect(new Set(kafkaServices.map((s) => environment(s).CLUSTER_ID)).size).toBe(1);
+  });
+
+  it('replicates every topic, the internal ones too, as the settings table says, and creates no topic by itself', () => {
+    expect([...REPLICATION_FACTORS]).toEqual([kafkaNames.length]);
+    const [replicationFactor] = [...REPLICATION_FACTORS].map(String);
+    const [minInSync] = [...MIN_IN_SYNC];
+    for (const p of kafkaServices.map(brokerProperties)) {
+      expect(p).toMatchObject({
+        'default.replication.factor': replicationFactor,
+        'min.insync.replicas': minInSync,
+        'offsets.topic.replication.factor': replicationFactor,
+        'transaction.state.log.replication.factor': replicationFactor,
+        'transaction.state.log.min.isr': minInSync,
+        'auto.create.topics.enable': 'false',
+        'unclean.leader.election.enable': 'false',
+      });
+      expect(p['log.dirs']).toBeDefined();
+    }
+    // Each node keeps its log in a volume of its own.
+    const dataVolumes = kafkaServices.map((s, i) => s.volumes?.find((v) => v.endsWith(`:${brokerProperties(s)['log.dirs']}`)) ?? `none for ${kafkaNames[i]}`);
+    expect(new Set(dataVolumes.map((v) => v.split(':')[0])).size).toBe(3);
+  });
+
+  it('has PostgreSQL 16, and the gateway reaches it with its user, database and password', () => {
+    const postgres = services.postgres;
+    expect(postgres.image).toMatch(/^postgres:16\b/);
+    expect(rawEnvironment(postgres).POSTGRES_PASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?[^}]+\}$/);
+    const env = environment(postgres);
+    const url = new URL(environment(gateway).DATABASE_URL);
+    expect(url.protocol).toBe('postgres:');
+    expect({ host: url.hostname, port: url.port || '5432', user: url.username, password: url.password, database: url.pathname.slice(1) }).toEqual({
+      host: 'postgres',
+      port: '5432',
+      user: env.POSTGRES_USER,
+      password: env.POSTGRES_PASSWORD,
+      database: env.POSTGRES_DB,
+    });
+  });
+
+  it('has a read-only Kafka web UI over all three brokers, behind a login, on the host loopback only', () => {
+    const [uiName] = Object.keys(services).filter((name) => /kafka-ui|redpandadata\/console/.test(services[name].image ?? ''));
+    const ui = services[uiName];
+    const env = environment(ui);
+    expect(env.KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS.split(',').sort()).toEqual([...internalBrokers].sort());
+    expect(env.KAFKA_CLUSTERS_0_READONLY).toBe('true');
+    expect(env.AUTH_TYPE).toBe('LOGIN_FORM');
+    expect(ui.ports?.length).toBeGreaterThan(0);
+    for (const port of ui.ports ?? []) expect(port).toMatch(/^127\.0\.0\.1:/);
+    for (const broker of kafkaNames) expect(dependsOn(ui)[broker]).toBe('service_healthy');
+  });
+
+  it('has a one-shot job, on the gateway image, that creates exactly the topics of src/kafka/topics.ts with their settings', () => {
+    expect(job.build).toEqual(gateway.build);
+    expect(job.image).toBe(gateway.image);
+    const [node, script, ...args] = command(job);
+    expect([node, script]).toEqual(['node', 'dist/tools/kafka-topics.js']);
+    expect(existsSync(join(ROOT, 'tools/kafka-topics.ts'))).toBe(true);
+    // What it creates, worked out by the tool's own code from the arguments compose gives it.
+    const options = parseArguments(args);
+    expect(options).toEqual({ replicationFactor: kafkaNames.length, dryRun: false, help: false });
+    const plan = topicPlan(options.replicationFactor);
+    expect(plan.map((p) => p.topic).sort()).toEqual([...ALL_TOPICS].sort());
+    for (const planned of plan) {
+      const settings = TOPIC_SETTINGS[planned.topic as keyof typeof TOPIC_SETTINGS];
+      expect({ topic: planned.topic, partitions: planned.numPartitions, replicationFactor: planned.replicationFactor, config: Object.fromEntries(planned.configEntries.map((e) => [e.name, e.value])) }).toEqual({
+        topic: planned.topic,
+        partitions: settings.partitions,
+        replicationFactor: 3,
+        config: { 'min.insync.replicas': '2', 'cleanup.policy': planned.topic === TOPICS.registrations ? 'compact' : 'delete' },
+      });
+    }
+    expect(environment(job).KAFKA_BROKERS.split(',').sort()).toEqual([...internalBrokers].sort());
+    expect(() => loadConfig(environment(job))).not.toThrow();
+    for (const broker of kafkaNames) expect(dependsOn(job)[broker]).toBe('service_healthy');
+    expect(job.restart).toBe('no');
+  });
+
+  it('gives the gateway every variable the configuration requires with a real database, and none it does not know', () => {
+    const env = environment(gateway);
+    expect(() => loadConfig(env)).not.toThrow();
+    // What loadConfig demands once DATABASE_URL is set, from its own complaints.
+    let complaint = '';
+    try {
+      loadConfig({ DATABASE_URL: env.DATABASE_URL, KAFKA_BROKERS: env.KAFKA_BROKERS });
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigurationError);
+      complaint = (error as Error).message;
+    }
+    const required = [...complaint.matchAll(/^\s+- ([A-Z][A-Z0-9_]+) /gm)].map((m) => m[1]);
+    expect(required).toEqual(expect.arrayContaining(['PAN_HASH_KEY', 'SUBJECT_HASH_KEY', 'KEY_ENCRYPTION_KEY', 'OPS_TOKEN']));
+    for (const name of required) expect(Object.keys(env)).toContain(name);
+    const known = new Set(getMetadataStorage().getTargetValidationMetadatas(GatewayConfig, '', true, false).map((m) => m.propertyName));
+    for (const name of Object.keys(env)) expect(known.has(name) ? name : `${name} is not in the configuration schema`).toBe(name);
+  });
+
+  it('mounts the real PKI read-only in place of the development files, which are not in the image', () => {
+    const env = environment(gateway);
+    const mount = gateway.volumes?.find((v) => v.startsWith('./secrets:'));
+    expect(mount).toMatch(/^\.\/secrets:\/[^:]+:ro$/);
+    const target = mount!.split(':')[1];
+    // Whatever defaults to a file of config/ (development only), and the development signing pair.
+    const defaults = new GatewayConfig() as unknown as Record<string, unknown>;
+    const developmentFiles = Object.keys(defaults).filter((name) => String(defaults[name]).startsWith('config/'));
+    expect(developmentFiles).toEqual(expect.arrayContaining(['BANKS_FILE', 'TRUST_ANCHORS']));
+    for (const name of [...developmentFiles, 'GATEWAY_SIGNING_KEY', 'GATEWAY_SIGNING_CERT']) expect(env[name]).toMatch(new RegExp(`^${target}/[^/].*\\.(pem|yaml)$`));
+  });
+
+  it('connects the gateway to the three brokers, publishes 8080 and 8583, and starts it only when everything it needs is ready', () => {
+    const env = environment(gateway);
+    expect(env.KAFKA_BROKERS.split(',').sort()).toEqual([...internalBrokers].sort());
+    const config = loadConfig(env);
+    expect(gateway.ports).toEqual(expect.arrayContaining([`${config.HTTP_PORT}:${config.HTTP_PORT}`, `${config.ISO8583_PORT}:${config.ISO8583_PORT}`]));
+    expect([config.HTTP_PORT, config.ISO8583_PORT]).toEqual([8080, 8583]);
+    expect(gateway.build).toEqual({ context: '..', dockerfile: 'docker/Dockerfile' });
+    expect(dependsOn(gateway)).toEqual({
+      postgres: 'service_healthy',
+      ...Object.fromEntries(kafkaNames.map((name) => [name, 'service_healthy'])),
+      [jobName]: 'service_completed_successfully',
+    });
+  });
+
+  it('checks the health of every long-running service; the one-shot job has none', () => {
+    const dockerfileHealthcheck = /^HEALTHCHECK .*\/health\/ready/m.test(read('docker/Dockerfile'));
+    for (const [name, service] of Object.entries(services)) {
+      if (name === jobName) {
+        expect(service.healthcheck).toEqual({ disable: true });
+        continue;
+      }
+      const own = service.healthcheck;
+      const checked = (own !== undefined && !own.disable && (own.test?.length ?? 0) > 0) || (own === undefined && isGatewayImage(service) && dockerfileHealthcheck);
+      expect({ name, checked }).toEqual({ name, checked: true });
+    }
+    // A condition on every dependency, and a health condition only on services that have a check.
+    for (const service of Object.values(services)) {
+      expect(Array.isArray(service.depends_on)).toBe(false);
+      for (const [target, condition] of Object.entries(dependsOn(service))) {
+        expect(['service_healthy', 'service_completed_successfully']).toContain(condition);
+        expect(condition === 'service_completed_successfully').toBe(target === jobName);
+      }
+    }
+  });
+
+  it('holds no secret in clear: each is a required ${VAR:?} from docker/.env, whose recipe is in docker/README.md', () => {
+    const references = [...COMPOSE_TEXT.replace(/^\s*#.*$/gm, '').matchAll(SUBSTITUTION)];
+    expect(references.length).toBeGreaterThan(0);
+    // Required, never with a default: a default would be a secret in the file.
+    for (const [whole, , operator] of references) expect({ whole, operator }).toEqual({ whole, operator: ':?' });
+    const names = new Set(references.map((m) => m[1]));
+    expect([...RECIPE.keys()].sort()).toEqual([...names].sort());
+    const example = read('docker/.env.example');
+    expect([...example.matchAll(/^([A-Z_]+)=(.*)$/gm)].map((m) => [m[1], m[2]])).toEqual([...RECIPE.keys()].map((name) => [name, '']));
+    for (const [serviceName, service] of Object.entries(services)) {
+      for (const [name, value] of Object.entries(rawEnvironment(service))) {
+        if (!/PASSWORD|SECRET|TOKEN|_KEY$|KEY_/.test(name)) continue;
+        const isFile = value.startsWith('/');
+        const isRequiredSubstitution = /^\$\{[A-Z][A-Z0-9_]*:\?[^}]+\}$/.test(value);
+        expect({ service: serviceName, name, inClear: !isFile && !isRequiredSubstitution }).toEqual({ service: serviceName, name, inClear: false });
+      }
+    }
+    expect(rawEnvironment(gateway).DATABASE_URL).toMatch(/^postgres:\/\/[^:]+:\$\{POSTGRES_PASSWORD:\?[^}]+\}@/);
+    expect(COMPOSE_TEXT).not.toMatch(/-----BEGIN|[0-9a-fA-F]{32}/);
+    // The places the secrets live are kept out of git and out of the image's build context.
+    expect(read('docker/.gitignore').split('\n')).toEqual(expect.arrayContaining(['.env', 'secrets/']));
+    expect(read('docker/Dockerfile.dockerignore').split('\n')).toEqual(expect.arrayContaining(['docker/secrets', '**/.env']));
+  });
+});
+
+/** The Dockerfile as instructions (continuations joined, comments dropped), per stage. */
+function dockerfileStages(text: string): { from: string; instructions: string[] }[] {
+  const instructions = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line && !line.startsWith('#'));
+  const stages: { from: string; instructions: string[] }[] = [];
+  for (const instruction of instructions) {
+    if (/^FROM\s/i.test(instruction)) stages.push({ from: instruction, instructions: [] });
+    else stages[stages.length - 1].instructions.push(instruction);
+  }
+  return stages;
+}
+
+describe('docker/Dockerfile', () => {
+  const stages = dockerfileStages(read('docker/Dockerfile'));
+  const build = stages[0];
+  const final = stages[stages.length - 1];
+  const buildName = /\sAS\s+(\S+)/i.exec(build.from)?.[1];
+  const copiedInto = (stage: { instructions: string[] }) =>
+    stage.instructions.filter((i) => /^COPY\s/.test(i) && !/--from=/.test(i)).flatMap((i) => i.replace(/^COPY\s+(--\S+\s+)*/, '').split(/\s+/).slice(0, -1));
+
+  it('is multi-stage: built in one, run from another that takes only the results', () => {
+    expect(stages.length).toBeGreaterThanOrEqual(2);
+    expect(buildName).toBeDefined();
+    const fromBuild = final.instructions.filter((i) => i.startsWith(`COPY --from=${buildName} `)).map((i) => i.split(/\s+/)[2]);
+    expect(fromBuild.sort()).toEqual(['/app/dist', '/app/node_modules']);
+  });
+
+  it('installs exactly the locked dependencies, builds, then drops the development ones', () => {
+    const runs = build.instructions.filter((i) => i.startsWith('RUN ')).join(' && ');
+    const order = ['npm ci', 'npm run build', 'npm prune --omit=dev'].map((step) => runs.indexOf(step));
+    expect(order.every((position) => position >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(copiedInto(build)).toEqual(expect.arrayContaining(['package.json', 'package-lock.json']));
+  });
+
+  it('gives `npm run build` everything it reads', () => {
+    const buildScript: string = JSON.parse(read('package.json')).scripts.build;
+    const tsconfigBuild = JSON.parse(read('tsconfig.build.json'));
+    const needed = [
+      ...[...buildScript.matchAll(/(?:-p\s+|node\s+)(\S+)/g)].map((m) => m[1]),
+      tsconfigBuild.extends.replace(/^\.\//, ''),
+      ...(tsconfigBuild.include as string[]),
+    ];
+    expect(needed).toEqual(expect.arrayContaining(['tsconfig.build.json', 'scripts/copy-assets.js', 'tsconfig.json', 'src', 'libs', 'tools']));
+    expect(copiedInto(build)).toEqual(expect.arrayContaining(needed));
+  });
+
+  it('leaves the development broker and the development PKI out', () => {
+    const all = stages.flatMap((s) => s.instructions).join('\n');
+    expect(all).not.toMatch(/kafka:build|build-kafka-broker|kafka-broker|\.cache|prestart/);
+    expect(copiedInto(final)).not.toContain('config');
+    expect(copiedInto(final).some((path) => path.startsWith('config'))).toBe(false);
+  });
+
+  it('runs the built gateway as a non-root user, with what it reads at run time, ports 8080 and 8583 and a readiness health check', () => {
+    const users = final.instructions.filter((i) => i.startsWith('USER '));
+    expect(users.length).toBeGreaterThan(0);
+    expect(users[users.length - 1]).not.toMatch(/^USER\s+(root|0)(:|$)/);
+    expect(final.instructions).toContain('ENV NODE_ENV=production');
+    // package.json marks the project root (src/common/project-root.ts); contracts/iso8583 is read by libs/iso8583.
+    expect(copiedInto(final)).toEqual(expect.arrayContaining(['package.json', 'contracts']));
+    expect(existsSync(join(ROOT, 'contracts/iso8583/fields.json'))).toBe(true);
+    const exposed = final.instructions.filter((i) => i.startsWith('EXPOSE ')).flatMap((i) => i.split(/\s+/).slice(1));
+    const defaults = new GatewayConfig();
+    expect(exposed.sort()).toEqual([String(defaults.HTTP_PORT), String(defaults.ISO8583_PORT)].sort());
+    expect(final.instructions.find((i) => i.startsWith('HEALTHCHECK '))).toMatch(/\/health\/ready/);
+    const cmd = final.instructions.find((i) => i.startsWith('CMD '))!;
+    expect(JSON.parse(cmd.slice('CMD '.length))).toEqual(['node', 'dist/src/main.js']);
+    expect(existsSync(join(ROOT, 'src/main.ts'))).toBe(true);
+  });
+});
