@@ -6,7 +6,8 @@ import { AtmSwitchClient } from '../../libs/iso8583';
 import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { BankSigningIdentity } from '../../libs/jws';
 import { newMobile, newNationalId } from '../support/identities';
-import { GatewayAnswer, TestEnvironment } from '../support/test-environment';
+import { openSecret } from '../../libs/keys';
+import { GatewayAnswer, TEST_KEY_ENCRYPTION_KEY, TestEnvironment } from '../support/test-environment';
 
 /**
  * The operators' CLI (issue 6), run as operators run it, against the store of
@@ -74,7 +75,7 @@ it('--help lists every command, and each command explains its options', () => {
   expect(cli('banks', 'delete').code).toBe(2);
 });
 
-it('registers a bank and its certificate; the running gateway accepts it without a restart, and stops when the certificate is revoked', async () => {
+it('registers a bank and its certificate; rotates it: both certificates work until the old one is revoked, then only the new one; no restart', async () => {
   expect((await activation(newb)).json.code).toBe('UNKNOWN_BANK');
   expect(ok('banks', 'register', '--code', 'NEWB', '--name', 'New Bank', '--channels', 'INTERNET_BANKING,ATM', '--acquirer', '777777', '--rate', '50')).toContain('registered NEWB');
   await eventually(() => activation(newb), (a) => a.json.code === 'UNKNOWN_KEY', 'registered bank without a certificate');
@@ -93,8 +94,18 @@ it('registers a bank and its certificate; the running gateway accepts it without
   expect(refused.code).toBe(1);
   expect(refused.stderr).toMatch(/does not chain to the trust anchors/);
 
+  // Rotation: the next certificate is added while the current one is in use; both sign valid requests.
+  const next = env.pki.newCertificate('NEWB', 'NEWB signing next');
+  const nextFile = join(dir, 'newb-next.pem');
+  writeFileSync(nextFile, next.certificatePem);
+  expect(ok('certs', 'add', '--bank', 'NEWB', '--file', nextFile)).toContain(`thumbprint (kid) ${next.keyId}`);
+  await eventually(() => activation(next), (a) => a.status === 200, 'next certificate added');
+  expect((await activation(newb)).status).toBe(200); // the old one still works
+
   ok('certs', 'revoke', '--bank', 'NEWB', '--thumbprint', newb.keyId);
-  await eventually(() => activation(newb), (a) => a.json.code === 'UNKNOWN_KEY', 'certificate revoked');
+  await eventually(() => activation(newb), (a) => a.json.code === 'UNKNOWN_KEY', 'old certificate revoked');
+  expect((await activation(next)).status).toBe(200); // the new one keeps working
+  expect(ok('certs', 'list', '--bank', 'NEWB')).toMatch(new RegExp(`${newb.keyId}.*\\d{4}-\\d{2}-\\d{2}T[^ ]+Z\\s*$`, 'm')); // revoked: a revocation time
   expect(cli('certs', 'revoke', '--bank', 'NEWB', '--thumbprint', newb.keyId).stderr).toMatch(/no certificate of NEWB in use/);
 });
 
@@ -137,9 +148,15 @@ it('rotates a MAC key: never printed, stored sealed, the old key refused and the
   expect(result.code).toBe(0);
   expect(result.stdout).toMatch(/key check value [0-9A-F]{6}/);
   expect(`${result.stdout}${result.stderr}`.toUpperCase()).not.toContain(NEW_MAC_KEY_HEX);
-  const [stored] = await env.database.query<{ mac_key_sealed: string }>(`SELECT mac_key_sealed FROM bank WHERE code = 'TSTA'`);
-  expect(stored.mac_key_sealed).toMatch(/^v1:/);
-  expect(stored.mac_key_sealed.toUpperCase()).not.toContain(NEW_MAC_KEY_HEX);
+  // The raw rows: every MAC key (from the CLI, and from BANKS_FILE) is stored sealed, and only the key-encryption key opens it.
+  const rows = await env.database.query<{ code: string; row: string; mac_key_sealed: string }>(`SELECT code, row_to_json(bank)::text AS row, mac_key_sealed FROM bank WHERE code IN ('TSTA', 'TSTB') ORDER BY code`);
+  const [tsta, tstb] = rows;
+  expect(tsta.mac_key_sealed).toMatch(/^v1:/);
+  expect(tsta.row.toUpperCase()).not.toContain(NEW_MAC_KEY_HEX);
+  expect(tsta.row).not.toContain(Buffer.from(NEW_MAC_KEY_HEX, 'hex').toString('base64'));
+  expect(openSecret(Buffer.from(TEST_KEY_ENCRYPTION_KEY, 'hex'), tsta.mac_key_sealed, 'TSTA').toString('hex').toUpperCase()).toBe(NEW_MAC_KEY_HEX);
+  expect(tstb.row.toUpperCase()).not.toContain('FEDCBA98765432100123456789ABCDEF'); // TSTB's key, from BANKS_FILE
+  expect(openSecret(Buffer.from(TEST_KEY_ENCRYPTION_KEY, 'hex'), tstb.mac_key_sealed, 'TSTB').toString('hex').toUpperCase()).toBe('FEDCBA98765432100123456789ABCDEF');
   expect(ok('banks', 'list').toUpperCase()).not.toContain(NEW_MAC_KEY_HEX);
 
   const newKey = Buffer.from(NEW_MAC_KEY_HEX, 'hex');
@@ -163,7 +180,7 @@ it('rotates a MAC key: never printed, stored sealed, the old key refused and the
   expect(await answerWith(OLD_MAC_KEY)).toBe('63');
   expect(env.logs.some((line) => line.includes('BANKS_FILE entries ignored') && line.includes('TSTA'))).toBe(true);
   // NEWB, made with the CLI, is not in BANKS_FILE and survives the restart.
-  expect(ok('banks', 'list')).toMatch(/NEWB\s+New Bank\s+ATM,INTERNET_BANKING\s+777777\s+50\s+0\s+not set\s+CLI/);
+  expect(ok('banks', 'list')).toMatch(/NEWB\s+New Bank\s+ATM,INTERNET_BANKING\s+777777\s+50\s+1\s+not set\s+CLI/);
 });
 
 it('shows a request with personal data masked, and audits every change with who made it', async () => {
@@ -183,6 +200,7 @@ it('shows a request with personal data masked, and audits every change with who 
   const rows = await env.database.query<{ operator: string; action: string; bank_code: string }>(`SELECT operator, action, bank_code FROM registry_audit WHERE operator = 'test-operator' ORDER BY id`);
   expect(rows.map((r) => `${r.action}:${r.bank_code}`)).toEqual([
     'bank-registered:NEWB',
+    'certificate-added:NEWB',
     'certificate-added:NEWB',
     'certificate-revoked:NEWB',
     'rate-limit-set:TSTA',

@@ -113,6 +113,11 @@ export class TestPki {
     );
   }
 
+  /** A fresh signing certificate from the trusted test CA, registered nowhere yet (for rotation tests). */
+  newCertificate(bankCode: string, commonName: string): TestCertificate {
+    return this.issue(bankCode, commonName, generateKeyPairSync('ec', { namedCurve: 'P-256' }), {});
+  }
+
   private selfSigned(name: string, keys: { publicKey: KeyObject; privateKey: KeyObject }): string {
     return issueCertificate({
       subject: { commonName: name, organization: 'Tests' },
