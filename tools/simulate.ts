@@ -15,33 +15,24 @@
  * pair), GATEWAY_SIGNING_CERT (to verify answers).
  */
 import { createPrivateKey, KeyObject, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { checkNationalId, luhnValid, maskNationalId } from '../libs/identity';
 import { BankSigningIdentity, parseDetachedJws, signBankRequest, verifyDetachedSignature } from '../libs/jws';
 import { parseCertificateBundle } from '../libs/pki';
 import { projectRoot } from '../src/common/project-root';
-import { EVENT_TYPES, TOPICS } from '../src/kafka/topics';
-import { REGISTRATIONS_GROUP } from '../src/registry/registrations-consumer';
+import { TOPICS } from '../src/kafka/topics';
+import { developmentKafkaBrokers, publishRegistrations } from './identity-core';
 
 const root = projectRoot();
 const gatewayUrl = (process.env.GATEWAY_URL ?? 'http://127.0.0.1:8080').replace(/\/$/, '');
-const dataDir = process.env.DATA_DIR ?? join(root, '.data');
 const args = process.argv.slice(2);
 const option = (name: string, fallback: number) => {
   const at = args.indexOf(`--${name}`);
   return at >= 0 ? Number(args[at + 1]) : fallback;
 };
 
-function kafkaBrokers(): string[] {
-  if (process.env.KAFKA_BROKERS) return process.env.KAFKA_BROKERS.split(',');
-  const file = join(dataDir, 'kafka-brokers');
-  if (!existsSync(file)) {
-    throw new Error(`no KAFKA_BROKERS and no ${file}: start the gateway first (npm start), or set KAFKA_BROKERS to its cluster`);
-  }
-  return readFileSync(file, 'utf8').trim().split(',');
-}
 
 const bank: BankSigningIdentity = {
   bankCode: process.env.BANK_CODE ?? 'DEVB',
@@ -89,41 +80,6 @@ async function send(method: 'POST' | 'GET', path: string, requestId: string, pay
   return { status: response.status, body: JSON.parse(bytes.toString() || '{}'), signed, replayed: response.headers.get('idempotent-replayed') === 'true', ms };
 }
 
-async function publishRegistrations(kafka: Kafka, registrations: { nationalId: string; mobile: string; status: string }[]): Promise<void> {
-  const producer = kafka.producer();
-  await producer.connect();
-  const version = Date.now();
-  const results = await producer.send({
-    topic: TOPICS.registrations,
-    messages: registrations.map((r) => ({
-      key: r.nationalId,
-      value: JSON.stringify({
-        specversion: '1.0',
-        id: randomUUID(),
-        source: 'urn:absher:identity-core:simulator',
-        type: EVENT_TYPES.registrationUpdated,
-        time: new Date().toISOString(),
-        subject: r.nationalId,
-        datacontenttype: 'application/json',
-        data: { ...r, version },
-      }),
-    })),
-  });
-  await producer.disconnect();
-  // Wait until the gateway's consumer has committed past what we sent: the read model has it.
-  const admin = kafka.admin();
-  await admin.connect();
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const [offsets] = await admin.fetchOffsets({ groupId: REGISTRATIONS_GROUP, topics: [TOPICS.registrations] });
-    const done = results.every((r) => BigInt(offsets?.partitions.find((p) => p.partition === r.partition)?.offset ?? '-1') > BigInt(r.baseOffset ?? '0'));
-    if (done) break;
-    if (Date.now() > deadline) throw new Error('the gateway did not consume the registrations within 30 s: is it running against this broker?');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  await admin.disconnect();
-}
-
 function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const line = (r: string[]) => '| ' + r.map((cell, c) => cell.padEnd(widths[c])).join(' | ') + ' |';
@@ -131,7 +87,7 @@ function table(rows: string[][]): string {
 }
 
 async function scenarios(): Promise<void> {
-  const kafka = new Kafka({ clientId: 'simulator', brokers: kafkaBrokers(), logLevel: logLevel.NOTHING });
+  const kafka = new Kafka({ clientId: 'simulator', brokers: developmentKafkaBrokers(), logLevel: logLevel.NOTHING });
   const people = {
     pending: { nationalId: randomNationalId(), mobile: randomMobile(), status: 'PENDING_ACTIVATION' },
     resident: { nationalId: randomNationalId('2'), mobile: randomMobile(), status: 'PENDING_ACTIVATION' },
@@ -143,7 +99,7 @@ async function scenarios(): Promise<void> {
   };
   const holder = { nationalId: randomNationalId('2'), mobile: people.sharing.mobile, status: 'ACTIVE' };
   process.stdout.write(`identity core: publishing ${Object.keys(people).length + 1} registrations to ${TOPICS.registrations} ...\n`);
-  await publishRegistrations(kafka, [...Object.values(people), holder]);
+  await publishRegistrations(kafka, [...Object.values(people), holder], 'urn:absher:identity-core:simulator');
 
   const local = (e164: string) => `0${e164.slice(4)}`;
   const unknownId = randomNationalId();

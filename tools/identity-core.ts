@@ -1,0 +1,62 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Kafka } from 'kafkajs';
+import { projectRoot } from '../src/common/project-root';
+import { EVENT_TYPES, TOPICS } from '../src/kafka/topics';
+import { REGISTRATIONS_GROUP } from '../src/registry/registrations-consumer';
+
+/**
+ * The identity core's stand-in for the development tools (`simulate`,
+ * `conformance:dev-customers`): where the running gateway's Kafka is, and
+ * publishing registrations (spec 5.2) the way the identity core does.
+ */
+export function developmentKafkaBrokers(): string[] {
+  if (process.env.KAFKA_BROKERS) return process.env.KAFKA_BROKERS.split(',');
+  // The gateway writes its development broker's address here (KafkaConnection).
+  const file = join(process.env.DATA_DIR ?? join(projectRoot(), '.data'), 'kafka-brokers');
+  if (!existsSync(file)) throw new Error(`no KAFKA_BROKERS and no ${file}: start the gateway first (npm start), or set KAFKA_BROKERS to its cluster`);
+  return readFileSync(file, 'utf8').trim().split(',');
+}
+
+/**
+ * Publishes registrations as CloudEvents and waits until the gateway's
+ * registrations consumer has committed past them, so its read model holds
+ * them when this returns.
+ */
+export async function publishRegistrations(kafka: Kafka, registrations: { nationalId: string; mobile: string; status: string }[], source: string): Promise<void> {
+  const producer = kafka.producer();
+  await producer.connect();
+  // Versions only have to rise per national ID.
+  const version = Date.now();
+  const sent = await producer.send({
+    topic: TOPICS.registrations,
+    messages: registrations.map((r) => ({
+      key: r.nationalId,
+      value: JSON.stringify({
+        specversion: '1.0',
+        id: randomUUID(),
+        source,
+        type: EVENT_TYPES.registrationUpdated,
+        time: new Date().toISOString(),
+        subject: r.nationalId,
+        datacontenttype: 'application/json',
+        data: { nationalId: r.nationalId, mobile: r.mobile, status: r.status, version },
+      }),
+    })),
+  });
+  await producer.disconnect();
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    for (const deadline = Date.now() + 30_000; ; ) {
+      const [offsets] = await admin.fetchOffsets({ groupId: REGISTRATIONS_GROUP, topics: [TOPICS.registrations] });
+      const consumed = sent.every((r) => BigInt(offsets?.partitions.find((p) => p.partition === r.partition)?.offset ?? '-1') > BigInt(r.baseOffset ?? '0'));
+      if (consumed) return;
+      if (Date.now() > deadline) throw new Error('the gateway did not consume the registrations within 30 s: is it running against this broker?');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
