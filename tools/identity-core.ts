@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kafka } from 'kafkajs';
+import { Kafka, RecordMetadata } from 'kafkajs';
 import { projectRoot } from '../src/common/project-root';
 import { EVENT_TYPES, TOPICS } from '../src/kafka/topics';
 import { REGISTRATIONS_GROUP } from '../src/registry/registrations-consumer';
@@ -24,36 +24,45 @@ export function developmentKafkaBrokers(): string[] {
  * registrations consumer has committed past them, so its read model holds
  * them when this returns.
  */
-export async function publishRegistrations(kafka: Kafka, registrations: { nationalId: string; mobile: string; status: string }[], source: string): Promise<void> {
+export async function publishRegistrations(
+  kafka: Kafka,
+  registrations: { nationalId: string; mobile: string; status: string }[],
+  source: string,
+  timeoutMs = 30_000,
+): Promise<void> {
   const producer = kafka.producer();
   await producer.connect();
   // Versions only have to rise per national ID.
   const version = Date.now();
-  const sent = await producer.send({
-    topic: TOPICS.registrations,
-    messages: registrations.map((r) => ({
-      key: r.nationalId,
-      value: JSON.stringify({
-        specversion: '1.0',
-        id: randomUUID(),
-        source,
-        type: EVENT_TYPES.registrationUpdated,
-        time: new Date().toISOString(),
-        subject: r.nationalId,
-        datacontenttype: 'application/json',
-        data: { nationalId: r.nationalId, mobile: r.mobile, status: r.status, version },
-      }),
-    })),
-  });
+  const event = (r: { nationalId: string; mobile: string; status: string }) =>
+    JSON.stringify({
+      specversion: '1.0',
+      id: randomUUID(),
+      source,
+      type: EVENT_TYPES.registrationUpdated,
+      time: new Date().toISOString(),
+      subject: r.nationalId,
+      datacontenttype: 'application/json',
+      data: { nationalId: r.nationalId, mobile: r.mobile, status: r.status, version },
+    });
+  const sent: RecordMetadata[] = [];
+  // In chunks, well under Kafka's 1 MB request limit however many are registered.
+  for (let i = 0; i < registrations.length; i += 1000) {
+    const chunk = registrations.slice(i, i + 1000).map((r) => ({ key: r.nationalId, value: event(r) }));
+    sent.push(...(await producer.send({ topic: TOPICS.registrations, messages: chunk })));
+  }
   await producer.disconnect();
   const admin = kafka.admin();
   await admin.connect();
   try {
-    for (const deadline = Date.now() + 30_000; ; ) {
+    // Consumed once the gateway's committed offset reaches the end of every partition written to, as it was after the last send.
+    const written = new Set(sent.map((r) => r.partition));
+    const ends = (await admin.fetchTopicOffsets(TOPICS.registrations)).filter((p) => written.has(p.partition));
+    for (const deadline = Date.now() + timeoutMs; ; ) {
       const [offsets] = await admin.fetchOffsets({ groupId: REGISTRATIONS_GROUP, topics: [TOPICS.registrations] });
-      const consumed = sent.every((r) => BigInt(offsets?.partitions.find((p) => p.partition === r.partition)?.offset ?? '-1') > BigInt(r.baseOffset ?? '0'));
+      const consumed = ends.every((end) => BigInt(offsets?.partitions.find((p) => p.partition === end.partition)?.offset ?? '-1') >= BigInt(end.offset));
       if (consumed) return;
-      if (Date.now() > deadline) throw new Error('the gateway did not consume the registrations within 30 s: is it running against this broker?');
+      if (Date.now() > deadline) throw new Error(`the gateway did not consume the registrations within ${timeoutMs / 1000} s: is it running against this broker?`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   } finally {

@@ -185,6 +185,9 @@ export class ActivateAccount {
       [[...new Set(commands.map((c) => c.nationalId))], [...new Set(commands.map((c) => c.mobile))]],
     );
     const byNationalId = new Map(registrations.map((row) => [row.national_id, row]));
+    // Who holds each mobile (rule 6), once for the whole batch.
+    const holders = new Map<string, string[]>();
+    for (const row of registrations) if (row.status !== 'CLOSED') holders.set(row.mobile, [...(holders.get(row.mobile) ?? []), row.national_id]);
     const seenRequests = new Set<string>();
     const candidates: (Decided | null)[] = commands.map((command) => {
       const requestKey = `${command.bank.code}\u0000${command.requestId}`;
@@ -194,7 +197,7 @@ export class ActivateAccount {
         channelAllowed: command.bank.channels.has(command.channel),
         registration: byNationalId.get(command.nationalId) ?? null,
         mobile: command.mobile,
-        mobileHeldByAnother: registrations.some((row) => row.national_id !== command.nationalId && row.mobile === command.mobile && row.status !== 'CLOSED'),
+        mobileHeldByAnother: (holders.get(command.mobile) ?? []).some((holder) => holder !== command.nationalId),
       });
       return this.decided(command, decision);
     });

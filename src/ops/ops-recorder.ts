@@ -6,6 +6,7 @@ import { JsonLogger } from '../logging/json-logger';
 import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
 import { appendToOutbox } from '../outbox/outbox-writer';
 import { GatewayMetrics } from './gateway-metrics';
+import { LatencySample } from './latency-sample';
 import { RequestHandled, requestHandledEvent } from './request-handled';
 
 const OUTCOMES = ['ACCEPTED', 'REJECTED', 'ERROR'] as const;
@@ -23,8 +24,7 @@ interface Window {
   outcomes: Record<(typeof OUTCOMES)[number], number>;
   reasons: Partial<Record<DecisionReason, number>>;
   errorCodes: Partial<Record<ErrorCode, number>>;
-  latencies: number[];
-  maxLatency: number;
+  latencies: LatencySample;
 }
 
 /**
@@ -92,20 +92,14 @@ export class OpsRecorder {
     const key = `${handled.bankCode}|${handled.channel}|${minute}`;
     let window = this.windows.get(key);
     if (!window) {
-      window = { bankCode: handled.bankCode, channel: handled.channel, start: minute, total: 0, outcomes: { ACCEPTED: 0, REJECTED: 0, ERROR: 0 }, reasons: {}, errorCodes: {}, latencies: [], maxLatency: 0 };
+      window = { bankCode: handled.bankCode, channel: handled.channel, start: minute, total: 0, outcomes: { ACCEPTED: 0, REJECTED: 0, ERROR: 0 }, reasons: {}, errorCodes: {}, latencies: new LatencySample(MAX_LATENCY_SAMPLES) };
       this.windows.set(key, window);
     }
     window.total++;
-    window.maxLatency = Math.max(window.maxLatency, handled.latencyMs);
     window.outcomes[handled.outcome]++;
     if (handled.reason) window.reasons[handled.reason] = (window.reasons[handled.reason] ?? 0) + 1;
     if (handled.errorCode) window.errorCodes[handled.errorCode] = (window.errorCodes[handled.errorCode] ?? 0) + 1;
-    // Reservoir sampling keeps memory bounded however busy the minute.
-    if (window.latencies.length < MAX_LATENCY_SAMPLES) window.latencies.push(handled.latencyMs);
-    else {
-      const at = Math.floor(Math.random() * window.total);
-      if (at < MAX_LATENCY_SAMPLES) window.latencies[at] = handled.latencyMs;
-    }
+    window.latencies.add(handled.latencyMs);
   }
 
   /** Writes buffered events and the summaries of closed minutes (all of them when `all`); one flush at a time. */
@@ -135,8 +129,6 @@ export class OpsRecorder {
 }
 
 function summaryEvent(window: Window): OutboxMessage {
-  const sorted = [...window.latencies].sort((a, b) => a - b);
-  const percentile = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0);
   return {
     topic: TOPICS.ops,
     key: window.bankCode,
@@ -149,7 +141,7 @@ function summaryEvent(window: Window): OutboxMessage {
       outcomes: window.outcomes,
       reasons: window.reasons,
       errorCodes: window.errorCodes,
-      latencyMs: { p50: percentile(0.5), p95: percentile(0.95), p99: percentile(0.99), max: window.maxLatency },
+      latencyMs: window.latencies.percentiles(),
     }),
   };
 }

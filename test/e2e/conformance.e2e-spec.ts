@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestCertificate } from '../support/test-pki';
 import { localSpelling, newMobile, newNationalId } from '../support/identities';
+import { CaseOutcome } from '../../tools/conformance/report';
 import { GATEWAY_MAIN, TestEnvironment } from '../support/test-environment';
 
 /**
@@ -44,15 +45,8 @@ function runNode(script: string, args: string[], env: Record<string, string> = {
   });
 }
 
-interface Row {
-  id: string;
-  title: string;
-  reference: string;
-  expected: string;
-  actual: string;
-  signature?: string;
-  result: string;
-}
+/** A case as read back from the report's Markdown: its result is whatever the cell says. */
+type Row = Pick<CaseOutcome, 'id' | 'title' | 'reference' | 'expected' | 'actual' | 'signature'> & { result: string };
 
 /** The case rows of the report's tables, by case id. */
 function rows(report: string): Map<string, Row> {

@@ -11,7 +11,7 @@ import { BankSigningIdentity } from '../../libs/jws';
 import { issueCertificate, parseCertificateBundle } from '../../libs/pki';
 import { projectRoot } from '../../src/common/project-root';
 import { DevelopmentBroker } from '../../src/kafka/development-broker';
-import { EVENT_TYPES, TOPICS } from '../../src/kafka/topics';
+import { publishRegistrations } from '../identity-core';
 
 const DAY = 86_400_000;
 const ROOT = projectRoot();
@@ -202,40 +202,8 @@ export class BenchEnvironment {
       seen.add(nationalId);
       customers.push({ nationalId, mobile: `+9665${String(10_000_000 + customers.length).padStart(8, '0')}`, status: customers.length % 5 === 4 ? 'ACTIVE' : 'PENDING_ACTIVATION' });
     }
-    const producer = new Kafka({ clientId: 'bench-identity-core', brokers: this.brokers, logLevel: logLevel.NOTHING }).producer();
-    await producer.connect();
-    for (let i = 0; i < customers.length; i += 1000) {
-      await producer.send({
-        topic: TOPICS.registrations,
-        messages: customers.slice(i, i + 1000).map((c) => ({
-          key: c.nationalId,
-          value: JSON.stringify({
-            specversion: '1.0',
-            id: `bench-${c.nationalId}`,
-            source: 'urn:absher:identity-core',
-            type: EVENT_TYPES.registrationUpdated,
-            time: new Date().toISOString(),
-            subject: c.nationalId,
-            datacontenttype: 'application/json',
-            data: { nationalId: c.nationalId, mobile: c.mobile, status: c.status, version: 1 },
-          }),
-        })),
-      });
-    }
-    await producer.disconnect();
-    const db = new Client({ connectionString: this.databaseUrl });
-    await db.connect();
-    try {
-      const deadline = Date.now() + 120_000;
-      for (;;) {
-        const { rows } = await db.query<{ count: number }>('SELECT count(*)::int AS count FROM registration');
-        if (rows[0].count >= count) break;
-        if (Date.now() > deadline) throw new Error(`the gateway stored ${rows[0].count} of ${count} registrations in 120 s`);
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    } finally {
-      await db.end();
-    }
+    const kafka = new Kafka({ clientId: 'bench-identity-core', brokers: this.brokers, logLevel: logLevel.NOTHING });
+    await publishRegistrations(kafka, customers, 'urn:absher:identity-core:bench', 120_000);
     return customers;
   }
 

@@ -1,4 +1,5 @@
 import { EVENT_TYPES } from '../../kafka/topics';
+import { LatencyPercentiles, LatencySample } from '../latency-sample';
 
 /**
  * What the live operations page shows: request-handled events from the ops
@@ -34,7 +35,7 @@ export interface BucketView {
   outcomes: Record<ViewOutcome, number>;
   /** Rejection reasons and error codes, counted. */
   causes: Record<string, number>;
-  latencyMs: { p50: number; p95: number; p99: number; max: number };
+  latencyMs: LatencyPercentiles;
 }
 
 export interface SeriesView {
@@ -48,8 +49,7 @@ interface Bucket {
   total: number;
   outcomes: Record<ViewOutcome, number>;
   causes: Record<string, number>;
-  samples: number[];
-  max: number;
+  latencies: LatencySample;
   /** Computed on demand, dropped when the bucket changes. */
   view: BucketView | null;
 }
@@ -93,19 +93,14 @@ export class OpsView {
     }
     let bucket = series.buckets.get(start);
     if (!bucket) {
-      bucket = { start, total: 0, outcomes: { ACCEPTED: 0, REJECTED: 0, ERROR: 0 }, causes: {}, samples: [], max: 0, view: null };
+      bucket = { start, total: 0, outcomes: { ACCEPTED: 0, REJECTED: 0, ERROR: 0 }, causes: {}, latencies: new LatencySample(LATENCY_SAMPLES), view: null };
       series.buckets.set(start, bucket);
     }
     bucket.total++;
     bucket.outcomes[handled.outcome]++;
     const cause = handled.outcome === 'ERROR' ? handled.errorCode : handled.reason;
     if (cause) bucket.causes[cause] = (bucket.causes[cause] ?? 0) + 1;
-    bucket.max = Math.max(bucket.max, handled.latencyMs);
-    if (bucket.samples.length < LATENCY_SAMPLES) bucket.samples.push(handled.latencyMs);
-    else {
-      const at = Math.floor(Math.random() * bucket.total);
-      if (at < LATENCY_SAMPLES) bucket.samples[at] = handled.latencyMs;
-    }
+    bucket.latencies.add(handled.latencyMs);
     bucket.view = null;
     let changed = this.changed.get(key);
     if (!changed) this.changed.set(key, (changed = new Set()));
@@ -153,14 +148,12 @@ export class OpsView {
 
 function bucketView(bucket: Bucket): BucketView {
   if (!bucket.view) {
-    const sorted = [...bucket.samples].sort((a, b) => a - b);
-    const at = (q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0);
     bucket.view = {
       start: bucket.start,
       total: bucket.total,
       outcomes: { ...bucket.outcomes },
       causes: { ...bucket.causes },
-      latencyMs: { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: bucket.max },
+      latencyMs: bucket.latencies.percentiles(),
     };
   }
   return bucket.view;
