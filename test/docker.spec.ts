@@ -1,16 +1,20 @@
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { getMetadataStorage } from 'class-validator';
 import { parse } from 'yaml';
+import { ACTIVATION_RESULTS_GROUP } from '../src/activation/activation-results-consumer';
 import { ConfigurationError, GatewayConfig, loadConfig } from '../src/config/gateway-config';
 import { ALL_TOPICS, TOPIC_SETTINGS, TOPICS } from '../src/kafka/topics';
+import { REGISTRATIONS_GROUP } from '../src/registry/registrations-consumer';
 import { parseArguments, topicPlan } from '../tools/kafka-topics';
 
 /**
- * docker/compose.yml and docker/Dockerfile, checked without a Docker engine
- * (there is none on the development machines): against the spec's topics,
- * the topic settings table, the configuration schema and the build.
+ * docker/compose.yml, docker/haproxy.cfg and docker/Dockerfile, checked
+ * without a Docker engine (there is none on the development machines):
+ * against the spec's topics, the topic settings table, the configuration
+ * schema, the build, and each other.
  */
 const ROOT = join(__dirname, '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -23,9 +27,12 @@ interface Service {
   environment?: Record<string, EnvironmentValue> | string[];
   healthcheck?: { test?: string[] | string; disable?: boolean };
   depends_on?: Record<string, { condition: string }> | string[];
-  ports?: string[];
+  ports?: (string | { published?: string | number; target?: number; host_ip?: string })[];
   volumes?: string[];
   restart?: string;
+  init?: boolean;
+  stop_grace_period?: string;
+  deploy?: { replicas?: number };
 }
 
 const COMPOSE_TEXT = read('docker/compose.yml');
@@ -81,13 +88,29 @@ function command(service: Service): string[] {
   return (service.command ?? '').split(/\s+/).filter(Boolean);
 }
 
+/** The ports a service publishes on the host: the host address (empty: all), the host port (NaN: one Docker picks) and the container's. */
+function published(service: Service): { hostIp: string; host: number; container: number }[] {
+  return (service.ports ?? []).map((port) => {
+    if (typeof port === 'object') return { hostIp: port.host_ip ?? '', host: Number(port.published ?? NaN), container: Number(port.target) };
+    const parts = port.replace(/\/(tcp|udp)$/, '').split(':');
+    const container = Number(parts.pop());
+    const host = parts.length > 0 ? Number(parts.pop()) : NaN;
+    return { hostIp: parts.join(':'), host, container };
+  });
+}
+
 const kafkaNames = Object.keys(services).filter((name) => services[name].image?.startsWith('apache/kafka:'));
 const kafkaServices = kafkaNames.map((name) => services[name]);
 /** Where the other containers reach each broker: its advertised PLAINTEXT listener. */
 const internalBrokers = kafkaServices.map((service) => /PLAINTEXT:\/\/([^,]+)/.exec(brokerProperties(service)['advertised.listeners'])![1]);
 const isGatewayImage = (service: Service) => service.build?.dockerfile === 'docker/Dockerfile';
-const gatewayName = Object.keys(services).find((name) => isGatewayImage(services[name]) && command(services[name]).length === 0)!;
-const gateway = services[gatewayName];
+/** Every gateway instance: the gateway image running its own command. */
+const gatewayNames = Object.keys(services).filter((name) => isGatewayImage(services[name]) && command(services[name]).length === 0);
+const gateways = gatewayNames.map((name) => services[name]);
+/** What they all share (checked below): the first stands for all where one is enough. */
+const gateway = gateways[0];
+const loadBalancerName = Object.keys(services).find((name) => /^haproxy:/.test(services[name].image ?? ''))!;
+const loadBalancer = services[loadBalancerName];
 const jobName = Object.keys(services).find((name) => command(services[name]).some((part) => part.includes('kafka-topics')))!;
 const job = services[jobName];
 const REPLICATION_FACTORS = new Set(Object.values(TOPIC_SETTINGS).map((s) => s.replicationFactor));
@@ -159,15 +182,17 @@ describe('docker/compose.yml', () => {
     expect(postgres.image).toMatch(/^postgres:16\b/);
     expect(rawEnvironment(postgres).POSTGRES_PASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?[^}]+\}$/);
     const env = environment(postgres);
-    const url = new URL(environment(gateway).DATABASE_URL);
-    expect(url.protocol).toBe('postgres:');
-    expect({ host: url.hostname, port: url.port || '5432', user: url.username, password: url.password, database: url.pathname.slice(1) }).toEqual({
-      host: 'postgres',
-      port: '5432',
-      user: env.POSTGRES_USER,
-      password: env.POSTGRES_PASSWORD,
-      database: env.POSTGRES_DB,
-    });
+    for (const instance of gateways) {
+      const url = new URL(environment(instance).DATABASE_URL);
+      expect(url.protocol).toBe('postgres:');
+      expect({ host: url.hostname, port: url.port || '5432', user: url.username, password: url.password, database: url.pathname.slice(1) }).toEqual({
+        host: 'postgres',
+        port: '5432',
+        user: env.POSTGRES_USER,
+        password: env.POSTGRES_PASSWORD,
+        database: env.POSTGRES_DB,
+      });
+    }
   });
 
   it('has a read-only Kafka web UI over all three brokers, behind a login, on the host loopback only', () => {
@@ -209,8 +234,8 @@ describe('docker/compose.yml', () => {
   });
 
   it('gives the gateway every variable the configuration requires with a real database, and none it does not know', () => {
+    for (const instance of gateways) expect(() => loadConfig(environment(instance))).not.toThrow();
     const env = environment(gateway);
-    expect(() => loadConfig(env)).not.toThrow();
     // What loadConfig demands once DATABASE_URL is set, from its own complaints.
     let complaint = '';
     try {
@@ -223,7 +248,9 @@ describe('docker/compose.yml', () => {
     expect(required).toEqual(expect.arrayContaining(['PAN_HASH_KEY', 'SUBJECT_HASH_KEY', 'KEY_ENCRYPTION_KEY', 'OPS_TOKEN']));
     for (const name of required) expect(Object.keys(env)).toContain(name);
     const known = new Set(getMetadataStorage().getTargetValidationMetadatas(GatewayConfig, '', true, false).map((m) => m.propertyName));
-    for (const name of Object.keys(env)) expect(known.has(name) ? name : `${name} is not in the configuration schema`).toBe(name);
+    for (const instance of gateways) {
+      for (const name of Object.keys(environment(instance))) expect(known.has(name) ? name : `${name} is not in the configuration schema`).toBe(name);
+    }
   });
 
   it('mounts the real PKI read-only in place of the development files, which are not in the image', () => {
@@ -238,18 +265,62 @@ describe('docker/compose.yml', () => {
     for (const name of [...developmentFiles, 'GATEWAY_SIGNING_KEY', 'GATEWAY_SIGNING_CERT']) expect(env[name]).toMatch(new RegExp(`^${target}/[^/].*\\.(pem|yaml)$`));
   });
 
-  it('connects the gateway to the three brokers, publishes 8080 and 8583, and starts it only when everything it needs is ready', () => {
-    const env = environment(gateway);
-    expect(env.KAFKA_BROKERS.split(',').sort()).toEqual([...internalBrokers].sort());
-    const config = loadConfig(env);
-    expect(gateway.ports).toEqual(expect.arrayContaining([`${config.HTTP_PORT}:${config.HTTP_PORT}`, `${config.ISO8583_PORT}:${config.ISO8583_PORT}`]));
-    expect([config.HTTP_PORT, config.ISO8583_PORT]).toEqual([8080, 8583]);
-    expect(gateway.build).toEqual({ context: '..', dockerfile: 'docker/Dockerfile' });
-    expect(dependsOn(gateway)).toEqual({
-      postgres: 'service_healthy',
-      ...Object.fromEntries(kafkaNames.map((name) => [name, 'service_healthy'])),
-      [jobName]: 'service_completed_successfully',
-    });
+  it('connects every gateway to the three brokers and starts it only when everything it needs is ready', () => {
+    for (const instance of gateways) {
+      const env = environment(instance);
+      expect(env.KAFKA_BROKERS.split(',').sort()).toEqual([...internalBrokers].sort());
+      const config = loadConfig(env);
+      expect([config.HTTP_PORT, config.ISO8583_PORT]).toEqual([8080, 8583]);
+      expect(instance.build).toEqual({ context: '..', dockerfile: 'docker/Dockerfile' });
+      expect(dependsOn(instance)).toEqual({
+        postgres: 'service_healthy',
+        ...Object.fromEntries(kafkaNames.map((name) => [name, 'service_healthy'])),
+        [jobName]: 'service_completed_successfully',
+      });
+    }
+  });
+
+  it('runs at least two gateway instances from the same image and configuration, each with its own GATEWAY_INSTANCE_ID', () => {
+    expect(gatewayNames.length).toBeGreaterThanOrEqual(2);
+    // Named services, one per instance (the load balancer lists each by name), not replicas of one.
+    for (const instance of gateways) expect(instance.deploy?.replicas ?? 1).toBe(1);
+    const shared = (instance: Service) => {
+      const { environment: _environment, ...rest } = instance;
+      const { GATEWAY_INSTANCE_ID: _id, ...env } = rawEnvironment(instance);
+      return { ...rest, environment: env };
+    };
+    for (const instance of gateways) expect(shared(instance)).toEqual(shared(gateway));
+    expect(gateway.image).toBeDefined();
+    expect(gateway.init).toBe(true);
+    // The id each instance is told is the one the configuration reads, and no two share one.
+    const ids = gateways.map((instance) => environment(instance).GATEWAY_INSTANCE_ID);
+    for (const [index, id] of ids.entries()) {
+      expect({ service: gatewayNames[index], id }).toEqual({ service: gatewayNames[index], id: expect.stringMatching(/\S/) });
+      expect(loadConfig(environment(gateways[index])).GATEWAY_INSTANCE_ID).toBe(id);
+    }
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('publishes 8080 and 8583 through the load balancer only; no gateway publishes a port', () => {
+    expect(loadBalancerName).toBeDefined();
+    const config = loadConfig(environment(gateway));
+    const entryPorts = [config.HTTP_PORT, config.ISO8583_PORT];
+    const lbPorts = published(loadBalancer);
+    for (const port of entryPorts) expect(lbPorts).toContainEqual({ hostIp: '', host: port, container: port });
+    // Anything else it publishes (its statistics page) is on the host's loopback only.
+    for (const port of lbPorts.filter((p) => !entryPorts.includes(p.host))) expect(port.hostIp).toBe('127.0.0.1');
+    for (const name of gatewayNames) expect({ service: name, ports: services[name].ports ?? [] }).toEqual({ service: name, ports: [] });
+    for (const [name, service] of Object.entries(services)) {
+      if (name === loadBalancerName) continue;
+      for (const port of published(service)) expect({ service: name, host: port.host, entry: entryPorts.includes(port.host) }).toEqual({ service: name, host: port.host, entry: false });
+    }
+  });
+
+  it('starts the load balancer with every gateway, on docker/haproxy.cfg, from a pinned HAProxy 3 image', () => {
+    expect(loadBalancer.image).toMatch(/^haproxy:3\.\d+(\.\d+)?(-[a-z0-9.]+)?$/);
+    expect(loadBalancer.volumes).toContain('./haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro');
+    // Started, not healthy: its own checks decide which gateways get traffic, so one gateway down does not keep it from starting.
+    expect(Object.keys(dependsOn(loadBalancer)).sort()).toEqual([...gatewayNames].sort());
   });
 
   it('checks the health of every long-running service; the one-shot job has none', () => {
@@ -263,12 +334,13 @@ describe('docker/compose.yml', () => {
       const checked = (own !== undefined && !own.disable && (own.test?.length ?? 0) > 0) || (own === undefined && isGatewayImage(service) && dockerfileHealthcheck);
       expect({ name, checked }).toEqual({ name, checked: true });
     }
-    // A condition on every dependency, and a health condition only on services that have a check.
-    for (const service of Object.values(services)) {
+    // A condition on every dependency: completion for the one-shot job, health for the rest,
+    // except the load balancer's on the gateways (its own health checks take over from there).
+    for (const [name, service] of Object.entries(services)) {
       expect(Array.isArray(service.depends_on)).toBe(false);
       for (const [target, condition] of Object.entries(dependsOn(service))) {
-        expect(['service_healthy', 'service_completed_successfully']).toContain(condition);
-        expect(condition === 'service_completed_successfully').toBe(target === jobName);
+        const expected = target === jobName ? ['service_completed_successfully'] : name === loadBalancerName && gatewayNames.includes(target) ? ['service_started', 'service_healthy'] : ['service_healthy'];
+        expect({ name, target, condition, allowed: expected.includes(condition) }).toEqual({ name, target, condition, allowed: true });
       }
     }
   });
@@ -295,6 +367,169 @@ describe('docker/compose.yml', () => {
     // The places the secrets live are kept out of git and out of the image's build context.
     expect(read('docker/.gitignore').split('\n')).toEqual(expect.arrayContaining(['.env', 'secrets/']));
     expect(read('docker/Dockerfile.dockerignore').split('\n')).toEqual(expect.arrayContaining(['docker/secrets', '**/.env']));
+  });
+});
+
+/** A section of haproxy.cfg: its keyword (global, defaults, frontend, backend…), name, lines, and the defaults section before it. */
+interface HaproxySection {
+  kind: string;
+  name: string;
+  lines: string[];
+  defaults?: HaproxySection;
+}
+
+/** haproxy.cfg as sections of lines (comments dropped, blanks squeezed): a line that is not indented opens a section. */
+function haproxySections(text: string): HaproxySection[] {
+  const sections: HaproxySection[] = [];
+  let defaults: HaproxySection | undefined;
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/(^|\s)#.*$/, '').trimEnd();
+    if (!line.trim()) continue;
+    if (!/^\s/.test(line)) {
+      const [kind, name = ''] = line.split(/\s+/);
+      const section: HaproxySection = { kind, name, lines: [], defaults: kind === 'defaults' ? undefined : defaults };
+      if (kind === 'defaults') defaults = section;
+      sections.push(section);
+    } else {
+      sections[sections.length - 1].lines.push(line.trim().replace(/\s+/g, ' '));
+    }
+  }
+  return sections;
+}
+
+/** The lines of a section that start with a keyword (`option httpchk`, `timeout tunnel`…), its own first, then its defaults'; each without the keyword. */
+function directives(section: HaproxySection, keyword: string): string[] {
+  const own = (s: HaproxySection) => s.lines.filter((line) => line === keyword || line.startsWith(`${keyword} `)).map((line) => line.slice(keyword.length).trim());
+  return [...own(section), ...(section.defaults ? own(section.defaults) : [])];
+}
+
+/** The value in effect: the section's own setting, else its defaults'. */
+const setting = (section: HaproxySection, keyword: string) => directives(section, keyword)[0];
+
+const HAPROXY_TIME_UNITS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** An HAProxy time (`500`, `10s`, `1h`…) in milliseconds. */
+function haproxyTime(value: string): number {
+  const [, amount, unit = 'ms'] = /^(\d+)(us|ms|s|m|h|d)?$/.exec(value)!;
+  return Number(amount) * HAPROXY_TIME_UNITS[unit];
+}
+
+function haproxyServers(backend: HaproxySection): { name: string; host: string; port: number; options: string[] }[] {
+  return backend.lines
+    .filter((line) => line.startsWith('server '))
+    .map((line) => {
+      const [, name, address, ...options] = line.split(' ');
+      const [, host, port] = /^(.+):(\d+)$/.exec(address)!;
+      return { name, host, port: Number(port), options };
+    });
+}
+
+/** Whether haproxy is installed here: `haproxy -c` validates the file only where it is. */
+const HAPROXY_VERSION = (() => {
+  const probe = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
+  return probe.status === 0 ? (/version (\S+)/.exec(probe.stdout)?.[1] ?? 'unknown') : undefined;
+})();
+
+describe('docker/haproxy.cfg', () => {
+  const CONFIG_PATH = 'docker/haproxy.cfg';
+  const sections = haproxySections(read(CONFIG_PATH));
+  const config = loadConfig(environment(gateway));
+  const frontendOn = (port: number) => {
+    const found = sections.filter((s) => (s.kind === 'frontend' || s.kind === 'listen') && directives(s, 'bind').some((bind) => new RegExp(`^\\S*:${port}(\\s|$)`).test(bind)));
+    expect({ port, frontends: found.length }).toEqual({ port, frontends: 1 });
+    return found[0];
+  };
+  const backendOf = (frontend: HaproxySection) => {
+    const name = setting(frontend, 'default_backend');
+    const found = sections.find((s) => s.kind === 'backend' && s.name === name);
+    expect({ frontend: frontend.name, backend: found?.name }).toEqual({ frontend: frontend.name, backend: name });
+    return found!;
+  };
+
+  /** A backend of every gateway, each at its own service name, health-checked on its HTTP readiness endpoint. */
+  function expectEveryGatewayChecked(backend: HaproxySection, port: (env: GatewayConfig) => number): void {
+    const servers = haproxyServers(backend);
+    expect(servers.map((s) => s.host).sort()).toEqual([...gatewayNames].sort());
+    expect(new Set(servers.map((s) => s.name)).size).toBe(servers.length);
+    for (const server of servers) {
+      const gatewayConfig = loadConfig(environment(services[server.host]));
+      expect({ server: server.name, port: server.port }).toEqual({ server: server.name, port: port(gatewayConfig) });
+      expect(server.options).toContain('check');
+      // Checked on the gateway's HTTP port (the server's own port when that is it, else `port`).
+      const checkPort = server.options.includes('port') ? Number(server.options[server.options.indexOf('port') + 1]) : server.port;
+      expect({ server: server.name, checkPort }).toEqual({ server: server.name, checkPort: gatewayConfig.HTTP_PORT });
+    }
+    expect(setting(backend, 'option httpchk')).toBe('GET /health/ready');
+    expect(setting(backend, 'http-check expect')).toBe('status 200');
+    // A gateway marked down is drained, not cut off: what it has in flight finishes.
+    const serverOptions = [...directives(backend, 'default-server'), ...backend.lines.filter((l) => l.startsWith('server '))].join('\n');
+    expect(serverOptions).not.toMatch(/on-marked-down\s+shutdown-sessions/);
+  }
+
+  it('checks the endpoint the gateway serves as its readiness probe, the same the image health check uses', () => {
+    const controller = read('src/channels/http/health.controller.ts');
+    expect(controller).toMatch(/@Controller\('health'\)/);
+    expect(controller).toMatch(/@Get\('ready'\)/);
+    expect(read('docker/Dockerfile')).toMatch(/^HEALTHCHECK .*\/health\/ready/m);
+  });
+
+  it('serves the signed JSON channel in HTTP mode on 8080, round robin over every gateway', () => {
+    const frontend = frontendOn(config.HTTP_PORT);
+    expect(setting(frontend, 'mode')).toBe('http');
+    const backend = backendOf(frontend);
+    expect(setting(backend, 'mode')).toBe('http');
+    expect(setting(backend, 'balance')).toBe('roundrobin');
+    expectEveryGatewayChecked(backend, (c) => c.HTTP_PORT);
+  });
+
+  it('serves ISO 8583 in TCP mode on 8583, least connections over every gateway, and outlasts the gateway idle timeout', () => {
+    const frontend = frontendOn(config.ISO8583_PORT);
+    expect(setting(frontend, 'mode')).toBe('tcp');
+    const backend = backendOf(frontend);
+    expect(setting(backend, 'mode')).toBe('tcp');
+    expect(setting(backend, 'balance')).toBe('leastconn');
+    expectEveryGatewayChecked(backend, (c) => c.ISO8583_PORT);
+    // An ATM switch connection stays open: the gateway closes it after ISO8583_IDLE_TIMEOUT_MS of
+    // silence, so HAProxy's limit is longer and never the one that cuts a working switch off.
+    const tunnel = setting(backend, 'timeout tunnel') ?? setting(frontend, 'timeout tunnel');
+    expect(tunnel).toBeDefined();
+    for (const instance of gateways) expect(haproxyTime(tunnel)).toBeGreaterThan(loadConfig(environment(instance)).ISO8583_IDLE_TIMEOUT_MS);
+  });
+
+  it('binds only the ports compose publishes, and starts without resolving the gateways (their addresses come from Docker DNS at run time)', () => {
+    const bound = sections.flatMap((s) => directives(s, 'bind')).map((bind) => Number(/:(\d+)(\s|$)/.exec(bind)![1]));
+    expect(bound.sort()).toEqual(published(loadBalancer).map((p) => p.container).sort());
+    for (const backend of sections.filter((s) => s.kind === 'backend')) {
+      const serverDefaults = directives(backend, 'default-server').join(' ');
+      expect(/init-addr (\S+)/.exec(serverDefaults)?.[1].split(',')).toContain('none');
+      const resolvers = /resolvers (\S+)/.exec(serverDefaults)?.[1];
+      expect(sections.some((s) => s.kind === 'resolvers' && s.name === resolvers)).toBe(true);
+    }
+  });
+
+  (HAPROXY_VERSION ? it : it.skip)(
+    HAPROXY_VERSION
+      ? `is a valid configuration for haproxy -c (HAProxy ${HAPROXY_VERSION} on this machine)`
+      : 'is a valid configuration for haproxy -c: SKIPPED, haproxy is not installed here (apt-get install haproxy runs it)',
+    () => {
+      const check = spawnSync('haproxy', ['-c', '-f', join(ROOT, CONFIG_PATH)], { encoding: 'utf8' });
+      const output = `${check.stdout}${check.stderr}`;
+      expect({ status: check.status, output }).toEqual({ status: 0, output: expect.stringContaining('Configuration file is valid') });
+      // The one warning expected here: the gateways' names resolve only on the compose network.
+      const warnings = output.split('\n').filter((line) => /\[(WARNING|ALERT)\]/.test(line));
+      for (const warning of warnings) expect(warning).toMatch(/could not resolve address '([^']+)'/);
+    },
+  );
+});
+
+describe('docker/README.md', () => {
+  it('explains how several instances share the work, with the consumer groups the code uses', () => {
+    const section = /^## Several instances\n([\s\S]*?)(?=^## |(?![\s\S]))/m.exec(README)?.[1] ?? '';
+    expect(section).not.toBe('');
+    for (const group of [REGISTRATIONS_GROUP, ACTIVATION_RESULTS_GROUP]) expect(section).toContain(`\`${group}\``);
+    for (const name of gatewayNames) expect(section).toContain(`\`${name}\``);
+    expect(section).toMatch(/advisory lock/);
+    expect(section).toMatch(/X-Request-Id/);
   });
 });
 
