@@ -16,6 +16,7 @@ import { RegistrationsConsumer } from './registry/registrations-consumer';
 import { RegistryModule } from './registry/registry.module';
 import { BankDirectory } from './banks/bank-directory';
 import { BanksModule } from './banks/banks.module';
+import { InstanceRegistry } from './instances/instance-registry';
 
 /** Starts the background work after the application is up and stops it in order. */
 @Injectable()
@@ -30,9 +31,12 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     @Inject(OpsViewConsumer) private readonly opsView: OpsViewConsumer,
     @Inject(JsonLogger) private readonly logger: JsonLogger,
     @Inject(BankDirectory) private readonly banks: BankDirectory,
+    @Inject(InstanceRegistry) private readonly instances: InstanceRegistry,
   ) {}
 
   onApplicationBootstrap(): void {
+    this.instances.start();
+    for (const consumer of [this.registrations, this.results]) consumer.reportAssignmentTo((topic, partitions) => this.instances.ownsPartitions(topic, partitions));
     this.relay.start();
     this.ops.start();
     // In the background: the gateway answers from the stored read model while Kafka is away.
@@ -46,7 +50,8 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     this.banks.stopWatching();
     await Promise.all([this.registrations.stop(), this.results.stop(), this.opsView.stop()]);
     await this.ops.stop(); // writes the last request-handled events and the open minutes' summaries
-    await this.relay.stop();
+    await this.relay.stop(); // lets its relay slots go: the other instances take them at their next round
+    await this.instances.stop(); // the others now count one instance fewer and take their larger share
     await this.kafka.close();
     await this.store.close();
   }

@@ -3,8 +3,9 @@ import { GatewayConfig } from './config/gateway-config';
 import { Store } from './database/store';
 import { KafkaConnection } from './kafka/kafka-connection';
 import { JsonLogger } from './logging/json-logger';
+import { InstanceRegistry } from './instances/instance-registry';
 
-/** Configuration, logger, store and Kafka: shared by every domain module. */
+/** Configuration, logger, store, Kafka and the instances sharing them: shared by every domain module. */
 @Global()
 @Module({})
 export class InfrastructureModule {
@@ -16,8 +17,9 @@ export class InfrastructureModule {
         { provide: JsonLogger, useValue: logger },
         { provide: Store, useFactory: () => Store.open(config, logger) },
         { provide: KafkaConnection, useFactory: () => KafkaConnection.open(config, logger) },
+        { provide: InstanceRegistry, inject: [Store], useFactory: (store: Store) => new InstanceRegistry(store.dataSource, config.GATEWAY_INSTANCE_ID, logger) },
       ],
-      exports: [GatewayConfig, JsonLogger, Store, KafkaConnection],
+      exports: [GatewayConfig, JsonLogger, Store, KafkaConnection, InstanceRegistry],
     };
   }
 }

@@ -266,7 +266,7 @@ describe('docs/: names and links', () => {
   const files = readdirSync(DOCS).filter((name) => name.endsWith('.md'));
 
   it('every metric named in docs/ is one the gateway exports', async () => {
-    const metrics = new GatewayMetrics({ outboxBacklog: async () => ({ count: 0, oldestAgeSeconds: 0 }), isoConnections: () => 0 });
+    const metrics = new GatewayMetrics({ outboxBacklog: async () => ({ count: 0, oldestAgeSeconds: 0, parked: 0 }), isoConnections: () => 0, ownership: () => ({ liveInstances: 1, relaySlots: [], partitions: {} }) });
     const exported = new Set(
       (await metrics.registry.getMetricsAsJSON()).flatMap((metric) =>
         String(metric.type) === 'histogram' ? [metric.name, ...['_bucket', '_sum', '_count'].map((suffix) => metric.name + suffix)] : [metric.name],

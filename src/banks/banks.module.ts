@@ -8,7 +8,8 @@ import { JsonLogger } from '../logging/json-logger';
 import { BankAuthenticator } from './bank-authenticator';
 import { BankDirectory } from './bank-directory';
 import { readBankRegistryFile } from './bank-registry-file';
-import { RateLimiter } from './rate-limiter';
+import { PostgresRateBudget, RateLimiter } from './rate-limiter';
+import { InstanceRegistry } from '../instances/instance-registry';
 
 /** Published in this repository: it only goes with the embedded database (the configuration refuses it otherwise). */
 export const DEVELOPMENT_KEY_ENCRYPTION_KEY = Buffer.from('development-only-key-encryption!', 'utf8');
@@ -45,7 +46,11 @@ export function keyEncryptionKey(config: GatewayConfig, logger: JsonLogger): Buf
       inject: [BankDirectory, GatewayConfig],
       useFactory: (directory: BankDirectory, config: GatewayConfig) => new BankAuthenticator(directory, config.JWS_MAX_AGE_SECONDS),
     },
-    { provide: RateLimiter, useFactory: () => new RateLimiter() },
+    {
+      provide: RateLimiter,
+      inject: [Store, InstanceRegistry],
+      useFactory: (store: Store, instances: InstanceRegistry) => new RateLimiter(new PostgresRateBudget(store.dataSource), () => instances.live),
+    },
   ],
   exports: [BankDirectory, BankAuthenticator, RateLimiter],
 })

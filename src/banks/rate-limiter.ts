@@ -1,12 +1,12 @@
+import { DataSource } from 'typeorm';
+
 /**
- * A token bucket per bank: `rateLimitPerSecond` tokens a second, bursts up to
- * one second's worth. In memory, per gateway instance. One bucket per bank
- * whatever the channel: signed JSON and ISO 8583 activations spend the same
- * budget, because the registry gives the rate to the bank. A refused request
- * takes nothing, so a bank that keeps retrying is served again as soon as
- * the bucket refills.
+ * A token bucket per bank: `perSecond` tokens a second, bursts up to one
+ * second's worth. A refused request takes nothing, so a bank that keeps
+ * retrying is served again as soon as the bucket refills. In memory: the
+ * shared budget below uses it only while the store cannot be reached.
  */
-export class RateLimiter {
+export class TokenBucket {
   private readonly buckets = new Map<string, { tokens: number; updatedAt: number }>();
 
   constructor(private readonly clock: () => number = () => performance.now()) {}
@@ -20,5 +20,128 @@ export class RateLimiter {
     if (tokens < 1) return false;
     this.buckets.set(bankCode, { tokens: tokens - 1, updatedAt: now });
     return true;
+  }
+}
+
+/** The deployment-wide budget of each bank, from which instances lease tokens in blocks. */
+export interface RateBudget {
+  /** Takes up to `wanted` whole tokens from the bank's budget; says how many, and what was there before. */
+  lease(bankCode: string, perSecond: number, wanted: number): Promise<{ granted: number; available: number }>;
+}
+
+/**
+ * The budget as one row per bank in PostgreSQL (`bank_rate_budget`), a
+ * token bucket refilled from the database's clock, so every instance draws
+ * from the same bucket whatever their clocks and however the load balancer
+ * spreads a bank's traffic.
+ */
+export class PostgresRateBudget implements RateBudget {
+  constructor(private readonly dataSource: DataSource) {}
+
+  async lease(bankCode: string, perSecond: number, wanted: number): Promise<{ granted: number; available: number }> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const rows: Array<{ granted: number; available: number }> = await this.dataSource.query(
+        `WITH current AS (
+           SELECT least($2::float8, tokens + $2::float8 * extract(epoch FROM clock_timestamp() - refilled_at)) AS available
+             FROM bank_rate_budget WHERE bank_code = $1 FOR UPDATE),
+         lease AS (SELECT available, least($3::float8, greatest(0, floor(available))) AS granted FROM current)
+         UPDATE bank_rate_budget SET tokens = lease.available - lease.granted, refilled_at = clock_timestamp()
+           FROM lease WHERE bank_code = $1
+         RETURNING lease.granted::float8 AS granted, lease.available::float8 AS available`,
+        [bankCode, perSecond, wanted],
+      );
+      if (rows.length) return { granted: Number(rows[0].granted), available: Number(rows[0].available) };
+      // A bank's first request anywhere: its budget starts full, as a bucket does.
+      await this.dataSource.query(`INSERT INTO bank_rate_budget (bank_code, tokens, refilled_at) VALUES ($1, $2, clock_timestamp()) ON CONFLICT DO NOTHING`, [bankCode, perSecond]);
+    }
+    throw new Error(`no rate budget row for ${bankCode}`);
+  }
+}
+
+/** Leased tokens not spent within this are dropped, so an instance never sits on budget it does not use. */
+const LEASE_TTL_MS = 1000;
+/** A lease asks for this share of a second's budget (at least one token): about 20 leases a second per busy bank, whatever the instance count. */
+const BLOCK_FRACTION = 0.05;
+/** After the store failed to answer a lease, the local fallback is used this long before asking again. */
+const FALLBACK_MS = 1000;
+
+interface LocalLease {
+  tokens: number;
+  expiresAt: number;
+  /** The budget was found empty: refuse without asking until about a block has refilled. */
+  emptyUntil: number;
+  fallbackUntil: number;
+  waiting: number;
+  leasing: Promise<void> | null;
+}
+
+/**
+ * A bank's `rateLimitPerSecond` for the whole deployment, however many
+ * instances serve it: each instance spends tokens leased from the shared
+ * budget in small blocks, so the store is asked about twenty times a second
+ * per busy bank, not once per request. Leased tokens expire after a second,
+ * so a dead instance takes at most one block with it. Signed JSON and ISO
+ * 8583 spend the same budget, because the registry gives the rate to the
+ * bank. A refused request takes nothing.
+ *
+ * When the store cannot answer, each instance falls back to its share of
+ * the rate (rate / live instances) in memory, and asks again a second later.
+ */
+export class RateLimiter {
+  private readonly leases = new Map<string, LocalLease>();
+  private readonly fallback: TokenBucket;
+
+  constructor(
+    private readonly budget: RateBudget,
+    private readonly liveInstances: () => number,
+    private readonly clock: () => number = () => performance.now(),
+  ) {
+    this.fallback = new TokenBucket(clock);
+  }
+
+  async tryTake(bankCode: string, perSecond: number): Promise<boolean> {
+    const lease = this.leaseOf(bankCode);
+    for (let round = 0; round < 2; round++) {
+      const now = this.clock();
+      if (lease.tokens >= 1 && now < lease.expiresAt) {
+        lease.tokens--;
+        return true;
+      }
+      if (now < lease.fallbackUntil) return this.fallback.tryTake(bankCode, perSecond / Math.max(1, this.liveInstances()));
+      if (now < lease.emptyUntil) return false;
+      lease.waiting++;
+      lease.leasing ??= this.renew(bankCode, perSecond, lease).finally(() => (lease.leasing = null));
+      try {
+        await lease.leasing;
+      } finally {
+        lease.waiting--;
+      }
+    }
+    return false;
+  }
+
+  private leaseOf(bankCode: string): LocalLease {
+    let lease = this.leases.get(bankCode);
+    if (!lease) {
+      lease = { tokens: 0, expiresAt: 0, emptyUntil: 0, fallbackUntil: 0, waiting: 0, leasing: null };
+      this.leases.set(bankCode, lease);
+    }
+    return lease;
+  }
+
+  private async renew(bankCode: string, perSecond: number, lease: LocalLease): Promise<void> {
+    const block = Math.max(1, Math.ceil(perSecond * BLOCK_FRACTION));
+    const wanted = Math.max(block, lease.waiting);
+    try {
+      const { granted, available } = await this.budget.lease(bankCode, perSecond, wanted);
+      const now = this.clock();
+      lease.tokens = (now < lease.expiresAt ? lease.tokens : 0) + granted;
+      lease.expiresAt = now + LEASE_TTL_MS;
+      // Found short: the budget holds `available - granted` (under one token, or under what was wanted);
+      // wait until a block has refilled rather than asking on every request.
+      if (granted < wanted) lease.emptyUntil = now + (Math.max(0, block - (available - granted)) / perSecond) * 1000;
+    } catch {
+      lease.fallbackUntil = this.clock() + FALLBACK_MS;
+    }
   }
 }

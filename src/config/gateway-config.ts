@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { hostname } from 'node:os';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min, MinLength, validateSync } from 'class-validator';
 
 /**
@@ -84,6 +85,14 @@ export class GatewayConfig {
   @Matches(/^[A-Za-z0-9._:-]{1,64}$/, { message: 'must be 1-64 characters of [A-Za-z0-9._:-]' })
   GATEWAY_ID = 'absher-bank-gateway';
 
+  /**
+   * This instance's name among the gateways sharing one database: in the
+   * heartbeat table, the relay's PostgreSQL connection, metrics and
+   * /health/ready. Unset: host name and process id.
+   */
+  @Matches(/^[A-Za-z0-9._:-]{1,64}$/, { message: 'must be 1-64 characters of [A-Za-z0-9._:-]' })
+  GATEWAY_INSTANCE_ID = `${hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 50)}-${process.pid}`;
+
   /** Where embedded PGlite keeps its files. */
   @IsString()
   DATA_DIR = '.data';
@@ -162,6 +171,27 @@ export class GatewayConfig {
   @Min(1)
   OUTBOX_READY_MAX_AGE_SECONDS = 60;
 
+  /** Published outbox rows are deleted this long after they were written (at least a minute). */
+  @IsInt()
+  @Min(60)
+  OUTBOX_RETENTION_SECONDS = 86_400;
+
+  /**
+   * A row Kafka refuses for itself (unknown topic, record too large…) is
+   * retried this many times, with back-off, and then parked for an operator
+   * (`npm run cli -- outbox parked`). A Kafka outage counts no attempts.
+   */
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  OUTBOX_MAX_ATTEMPTS = 10;
+
+  /** The first retry of a refused row waits this long; each next one twice as long, up to 5 minutes. */
+  @IsInt()
+  @Min(10)
+  @Max(300_000)
+  OUTBOX_RETRY_BASE_MS = 1000;
+
   /** Accepted distance between a request's `iat` and the gateway's clock (spec 3.3: 300 s). */
   @IsInt()
   @Min(1)
@@ -192,6 +222,9 @@ const NUMERIC: ReadonlyArray<keyof GatewayConfig> = [
   'HTTP_REQUEST_TIMEOUT_MS',
   'OUTBOX_READY_MAX_BACKLOG',
   'OUTBOX_READY_MAX_AGE_SECONDS',
+  'OUTBOX_RETENTION_SECONDS',
+  'OUTBOX_MAX_ATTEMPTS',
+  'OUTBOX_RETRY_BASE_MS',
 ];
 
 export class ConfigurationError extends Error {}

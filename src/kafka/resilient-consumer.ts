@@ -13,6 +13,7 @@ export abstract class ResilientConsumer {
   private stopped = false;
   private joined = false;
   private wake: (() => void) | null = null;
+  private onAssigned: (topic: string, partitions: number[]) => void = () => undefined;
   protected readonly log: JsonLogger;
 
   protected constructor(
@@ -43,6 +44,11 @@ export abstract class ResilientConsumer {
     this.running ??= this.runUntilStopped();
   }
 
+  /** Told the partitions this member is given at each rebalance (none once it stops or crashes). */
+  reportAssignmentTo(listener: (topic: string, partitions: number[]) => void): void {
+    this.onAssigned = listener;
+  }
+
   /** True once the consumer has joined its group and is consuming. */
   get consuming(): boolean {
     return this.joined;
@@ -55,6 +61,7 @@ export abstract class ResilientConsumer {
     await this.running;
     this.running = null;
     this.consumer = null;
+    this.onAssigned(this.topic, []);
   }
 
   /** Commits up to and including `offset` of a partition. */
@@ -74,6 +81,7 @@ export abstract class ResilientConsumer {
         this.log.emit('warn', `${this.topic} consumer could not start; retrying`, { error: (error as Error).message, backoffMs });
       }
       this.joined = false;
+      this.onAssigned(this.topic, []);
       await this.consumer?.disconnect().catch(() => undefined);
       if (this.stopped) break;
       await new Promise((resolve) => setTimeout(resolve, backoffMs));
@@ -92,9 +100,13 @@ export abstract class ResilientConsumer {
       retry: { retries: 10, maxRetryTime: 5000 },
     });
     this.consumer = consumer;
-    consumer.on(consumer.events.GROUP_JOIN, () => (this.joined = true));
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      this.joined = true;
+      this.onAssigned(this.topic, event.payload.memberAssignment[this.topic] ?? []);
+    });
     consumer.on(consumer.events.CRASH, (event) => {
       this.joined = false;
+      this.onAssigned(this.topic, []);
       if (!event.payload.restart) {
         this.log.emit('warn', `${this.topic} consumer crashed; restarting it`, { error: event.payload.error?.message });
         onFatalCrash();

@@ -28,16 +28,20 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  constructor(sources: { outboxBacklog: () => Promise<{ count: number; oldestAgeSeconds: number }>; isoConnections: () => number }) {
+  constructor(sources: {
+    outboxBacklog: () => Promise<{ count: number; oldestAgeSeconds: number; parked: number }>;
+    isoConnections: () => number;
+    ownership: () => { liveInstances: number; relaySlots: number[]; partitions: Record<string, number[]> };
+  }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'absher_gateway_' });
     // One store query per scrape for both gauges, bounded in time; a store that is down gives NaN, never a failed scrape.
-    let backlog: Promise<{ count: number; oldestAgeSeconds: number }> | null = null;
+    let backlog: Promise<{ count: number; oldestAgeSeconds: number; parked: number }> | null = null;
     const readBacklog = () => {
       backlog ??= Promise.race([
         sources.outboxBacklog(),
         new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000).unref()),
       ])
-        .catch(() => ({ count: NaN, oldestAgeSeconds: NaN }))
+        .catch(() => ({ count: NaN, oldestAgeSeconds: NaN, parked: NaN }))
         .finally(() => setTimeout(() => (backlog = null), 500).unref());
       return backlog;
     };
@@ -55,6 +59,40 @@ export class GatewayMetrics {
       registers: [this.registry],
       async collect() {
         this.set((await readBacklog()).oldestAgeSeconds);
+      },
+    });
+    new Gauge({
+      name: 'absher_gateway_outbox_parked',
+      help: 'Events Kafka kept refusing, parked until an operator re-queues them (npm run cli -- outbox requeue).',
+      registers: [this.registry],
+      async collect() {
+        this.set((await readBacklog()).parked);
+      },
+    });
+    new Gauge({
+      name: 'absher_gateway_instances_live',
+      help: 'Gateway instances sharing this database whose heartbeat is fresh, this one included.',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.ownership().liveInstances);
+      },
+    });
+    new Gauge({
+      name: 'absher_gateway_relay_slots_owned',
+      help: 'Outbox relay slots (of 16) this instance publishes.',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.ownership().relaySlots.length);
+      },
+    });
+    new Gauge({
+      name: 'absher_gateway_consumer_partitions_owned',
+      help: 'Partitions of each consumed topic assigned to this instance.',
+      labelNames: ['topic'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [topic, partitions] of Object.entries(sources.ownership().partitions)) this.set({ topic }, partitions.length);
       },
     });
     new Gauge({

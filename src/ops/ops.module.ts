@@ -3,6 +3,7 @@ import { Store } from '../database/store';
 import { JsonLogger } from '../logging/json-logger';
 import { OutboxModule } from '../outbox/outbox.module';
 import { OutboxRelay } from '../outbox/outbox-relay';
+import { InstanceRegistry } from '../instances/instance-registry';
 import { GatewayMetrics } from './gateway-metrics';
 import { OpsRecorder } from './ops-recorder';
 import { GatewayConfig } from '../config/gateway-config';
@@ -24,8 +25,9 @@ export function countIsoConnectionsWith(counter: () => number): void {
   providers: [
     {
       provide: GatewayMetrics,
-      inject: [OutboxRelay],
-      useFactory: (relay: OutboxRelay) => new GatewayMetrics({ outboxBacklog: () => relay.backlog(), isoConnections: () => isoConnections() }),
+      inject: [OutboxRelay, InstanceRegistry],
+      useFactory: (relay: OutboxRelay, instances: InstanceRegistry) =>
+        new GatewayMetrics({ outboxBacklog: () => relay.backlog(), isoConnections: () => isoConnections(), ownership: () => instances.ownership() }),
     },
     {
       provide: OpsRecorder,

@@ -5,11 +5,15 @@ import { GatewayConfig } from '../config/gateway-config';
 import { Store } from '../database/store';
 import { KafkaConnection } from '../kafka/kafka-connection';
 import { OutboxRelay } from '../outbox/outbox-relay';
+import { InstanceRegistry } from '../instances/instance-registry';
 
 /**
  * The checks behind /health/ready: the store answers, Kafka answers, and the
  * outbox is not falling behind (backlog and age of the oldest unpublished
- * event under their limits). Each says why when it fails.
+ * event under their limits). Each says why when it fails. Parked rows do
+ * not count against readiness (an operator's matter, not a reason to take
+ * the instance out); the outbox check shows how many. `instance` says what
+ * this instance owns.
  */
 @Injectable()
 export class ReadinessIndicators {
@@ -23,6 +27,7 @@ export class ReadinessIndicators {
     @Inject(KafkaConnection) private readonly kafka: KafkaConnection,
     @Inject(OutboxRelay) private readonly relay: OutboxRelay,
     @Inject(GatewayConfig) private readonly config: GatewayConfig,
+    @Inject(InstanceRegistry) private readonly instances: InstanceRegistry,
   ) {}
 
   async store_(): Promise<HealthIndicatorResult> {
@@ -65,7 +70,7 @@ export class ReadinessIndicators {
     const check = this.indicators.check('outbox');
     try {
       const backlog = await withTimeout(this.relay.backlog(), 2000, 'no answer within 2 s');
-      const details = { backlog: backlog.count, oldestAgeSeconds: Math.round(backlog.oldestAgeSeconds * 10) / 10 };
+      const details = { backlog: backlog.count, oldestAgeSeconds: Math.round(backlog.oldestAgeSeconds * 10) / 10, parked: backlog.parked };
       if (backlog.count > this.config.OUTBOX_READY_MAX_BACKLOG) return check.down({ ...details, message: `more than ${this.config.OUTBOX_READY_MAX_BACKLOG} events wait to be published` });
       if (backlog.oldestAgeSeconds > this.config.OUTBOX_READY_MAX_AGE_SECONDS) {
         return check.down({ ...details, message: `the oldest unpublished event is older than ${this.config.OUTBOX_READY_MAX_AGE_SECONDS} s` });
@@ -74,6 +79,11 @@ export class ReadinessIndicators {
     } catch (error) {
       return check.down({ message: (error as Error).message });
     }
+  }
+
+  /** Always up: which instance answered, how many share the work, and this one's relay slots and partitions. */
+  instance(): HealthIndicatorResult {
+    return this.indicators.check('instance').up(this.instances.ownership());
   }
 
   async close(): Promise<void> {

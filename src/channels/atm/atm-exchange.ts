@@ -119,7 +119,7 @@ export class AtmExchange {
     // After the MAC, as HTTP limits after the signature: forged frames must not spend the bank's budget.
     // Refused before anything is decided or stored (no row, no atm_refused_message: a write per refusal
     // is the load the limit exists to shed); only the ops stream sees it. 91 tells the switch to try later.
-    if (!this.rateLimiter.tryTake(bank.code, bank.rateLimitPerSecond)) return this.failed(request, bank, '91', 'RATE_LIMITED', receivedAt);
+    if (!(await this.rateLimiter.tryTake(bank.code, bank.rateLimitPerSecond))) return this.failed(request, bank, '91', 'RATE_LIMITED', receivedAt);
     if (request[3] !== ACTIVATION_PROCESSING_CODE) return this.failed(request, bank, '12', 'MALFORMED_REQUEST', receivedAt);
     const missing = REQUIRED_IN_0200.filter((field) => request[field] === undefined);
     if (missing.length) return this.failed(request, bank, '30', 'MALFORMED_REQUEST', receivedAt);

@@ -67,8 +67,8 @@ export class ActivationsController {
       body,
     });
     // After the signature, so forged requests cannot spend a bank's budget; the bucket is shared with
-    // the ATM channel (one RateLimiter from BanksModule), since the limit is the bank's, not the channel's.
-    if (!this.rateLimiter.tryTake(bank.code, bank.rateLimitPerSecond)) {
+    // the ATM channel and with every instance (RateLimiter), since the limit is the bank's, not the channel's.
+    if (!(await this.rateLimiter.tryTake(bank.code, bank.rateLimitPerSecond))) {
       throw new GatewayError('RATE_LIMITED', `${bank.code} is above its limit of ${bank.rateLimitPerSecond} requests per second; retry after 1 s`);
     }
     return bank;
