@@ -136,7 +136,13 @@ class GatewayProcess {
       const env = testGatewayEnv(pki, database, broker);
       gateways = [new GatewayProcess(env), new GatewayProcess(env)];
       await Promise.all(gateways.map((g) => g.logged(WAITING)));
-      const waiters = await migrating.query(`SELECT count(*)::int AS count FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`);
+      // A bigint advisory key shows in pg_locks as its high half (classid) and low half (objid).
+      const waiters = await migrating.query(
+        `SELECT count(*)::int AS count FROM pg_locks
+          WHERE locktype = 'advisory' AND objsubid = 1 AND NOT granted AND ((classid::bigint << 32) | objid::bigint) = $1::bigint
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+        [MIGRATIONS_ADVISORY_LOCK],
+      );
       expect(waiters.rows[0].count).toBe(2);
       expect(gateways.some((g) => g.logs.some((l) => l.includes('"httpPort"')))).toBe(false); // neither starts before the schema is there
       await migrating.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATIONS_ADVISORY_LOCK]);
