@@ -1,5 +1,5 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DATA_DIR_LOCK_FILE } from '../../src/database/data-dir-lock';
@@ -96,8 +96,11 @@ function start(dataDir: string, env: Record<string, string> = {}): GatewayProces
   return gateway;
 }
 
+const dataDirs: string[] = [];
 function freshDataDir(): string {
-  return mkdtempSync(join(tmpdir(), 'gateway-data-dir-'));
+  const dir = mkdtempSync(join(tmpdir(), 'gateway-data-dir-'));
+  dataDirs.push(dir);
+  return dir;
 }
 
 /** A pid that surely belongs to no process: one that has just ended. */
@@ -108,6 +111,7 @@ function deadPid(): number {
 
 afterAll(async () => {
   await Promise.all(started.map((gateway) => gateway.stop()));
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 describe('a second gateway on the DATA_DIR of a running one', () => {
