@@ -10,8 +10,9 @@ import { luhnValid } from '../../libs/identity';
 import { BankSigningIdentity } from '../../libs/jws';
 import { issueCertificate, parseCertificateBundle } from '../../libs/pki';
 import { projectRoot } from '../../src/common/project-root';
-import { DevelopmentBroker } from '../../src/kafka/development-broker';
+import { DEVELOPMENT_BROKER_BINARY, DevelopmentBroker } from '../../src/kafka/development-broker';
 import { publishRegistrations } from '../identity-core';
+import { allProcesses, readStat } from './cpu';
 
 const DAY = 86_400_000;
 const ROOT = projectRoot();
@@ -21,6 +22,15 @@ export interface BenchBank {
   identity: BankSigningIdentity & { certificatePem: string };
   acquirerId: string;
   macKey: Buffer;
+}
+
+/** One running gateway process and where it listens. */
+export interface GatewayInstance {
+  /** Its GATEWAY_INSTANCE_ID. */
+  id: string;
+  process: ChildProcess;
+  baseUrl: string;
+  isoPort: number;
 }
 
 export interface Customer {
@@ -34,7 +44,9 @@ export interface Customer {
  * What the benchmark runs against, made fresh for each run: a PKI with two
  * banks (BNKP signs PS256 with RSA-2048, BNKE ES256 with P-256), a database
  * of its own on the local PostgreSQL, the Kafka broker (KAFKA_BROKERS, or the
- * development broker), and the built gateway as its own process.
+ * development broker), and the built gateway as its own process (or
+ * several, each with its own ports and GATEWAY_INSTANCE_ID, on the same
+ * database and broker).
  */
 export class BenchEnvironment {
   readonly dir = mkdtempSync(join(tmpdir(), 'absher-bench-'));
@@ -43,9 +55,8 @@ export class BenchEnvironment {
   readonly banksFile = join(this.dir, 'banks.yaml');
   readonly gatewayKeyFile = join(this.dir, 'gateway.key.pem');
   readonly gatewayCertFile = join(this.dir, 'gateway.cert.pem');
-  gateway: ChildProcess | null = null;
-  baseUrl = '';
-  isoPort = 0;
+  /** The running gateways, the first one started first. */
+  readonly gateways: GatewayInstance[] = [];
   brokers: string[] = [];
   databaseUrl = '';
   postgresVersion = '';
@@ -127,7 +138,26 @@ export class BenchEnvironment {
     return "librdkafka's mock cluster (the development broker)";
   }
 
-  async startGateway(extraEnv: Record<string, string> = {}): Promise<void> {
+  /** The first gateway started (the one-instance figures are its). */
+  get gateway(): ChildProcess | null {
+    return this.gateways[0]?.process ?? null;
+  }
+
+  get baseUrl(): string {
+    return this.gateways[0]?.baseUrl ?? '';
+  }
+
+  get isoPort(): number {
+    return this.gateways[0]?.isoPort ?? 0;
+  }
+
+  /**
+   * Starts one more gateway process on the database and the broker, on
+   * ephemeral ports of its own, and resolves once it listens. Its instance id
+   * is `bench-<n>` unless `extraEnv` sets GATEWAY_INSTANCE_ID.
+   */
+  async startGateway(extraEnv: Record<string, string> = {}): Promise<GatewayInstance> {
+    const id = extraEnv.GATEWAY_INSTANCE_ID ?? `bench-${this.gateways.length + 1}`;
     const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js')], {
       env: {
         PATH: process.env.PATH ?? '',
@@ -146,15 +176,18 @@ export class BenchEnvironment {
         OPS_TOKEN: 'bench-operator-token-0123456789',
         KEY_ENCRYPTION_KEY: 'a1'.repeat(32),
         LOG_LEVEL: 'info', // the line saying where it listens is at info; nothing per request is
+        GATEWAY_INSTANCE_ID: id,
         ...extraEnv,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    this.gateway = child;
+    const instance: GatewayInstance = { id, process: child, baseUrl: '', isoPort: 0 };
+    // Registered before it listens, so stop() ends it whatever happens next.
+    this.gateways.push(instance);
     const log: string[] = [];
     await new Promise<void>((resolve, reject) => {
       let buffered = '';
-      const timer = setTimeout(() => reject(new Error(`the gateway did not start in 60 s:\n${log.slice(-20).join('\n')}`)), 60_000);
+      const timer = setTimeout(() => reject(new Error(`gateway ${id} did not start in 60 s:\n${log.slice(-20).join('\n')}`)), 60_000);
       child.stdout!.on('data', (chunk: Buffer) => {
         buffered += chunk.toString();
         let newline: number;
@@ -165,9 +198,9 @@ export class BenchEnvironment {
           if (log.length > 200) log.shift();
           try {
             const entry = JSON.parse(line) as { iso8583Port?: number; httpPort?: number };
-            if (typeof entry.iso8583Port === 'number') this.isoPort = entry.iso8583Port;
+            if (typeof entry.iso8583Port === 'number') instance.isoPort = entry.iso8583Port;
             if (typeof entry.httpPort === 'number') {
-              this.baseUrl = `http://127.0.0.1:${entry.httpPort}`;
+              instance.baseUrl = `http://127.0.0.1:${entry.httpPort}`;
               clearTimeout(timer);
               resolve();
             }
@@ -179,9 +212,58 @@ export class BenchEnvironment {
       child.stderr!.on('data', (chunk: Buffer) => log.push(chunk.toString()));
       child.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`the gateway exited with ${code} before listening:\n${log.slice(-20).join('\n')}`));
+        reject(new Error(`gateway ${id} exited with ${code} before listening:\n${log.slice(-20).join('\n')}`));
       });
     });
+    return instance;
+  }
+
+  /** Stops one gateway (SIGTERM, SIGKILL after 20 s) and forgets it. */
+  async stopGateway(instance: GatewayInstance): Promise<void> {
+    const gateway = instance.process;
+    if (gateway.exitCode === null && gateway.signalCode === null) {
+      const exited = new Promise((resolve) => gateway.once('exit', resolve));
+      gateway.kill('SIGTERM');
+      const timer = setTimeout(() => gateway.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    const at = this.gateways.indexOf(instance);
+    if (at >= 0) this.gateways.splice(at, 1);
+  }
+
+  /**
+   * The PostgreSQL server's main process (postmaster), found as the parent of
+   * a backend of ours; null when the server is not on this machine's /proc
+   * (remote, or in a container of its own).
+   */
+  async postmasterPid(): Promise<number | null> {
+    const client = new Client({ connectionString: this.databaseUrl, connectionTimeoutMillis: 3000 });
+    try {
+      await client.connect();
+      const backend = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0].pid;
+      const stat = readStat(backend);
+      const parent = stat ? readStat(stat.ppid) : null;
+      return stat?.comm === 'postgres' && parent?.comm === 'postgres' ? parent.pid : null;
+    } catch {
+      return null;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  /** The development broker's process (a child of this one); null with KAFKA_BROKERS. */
+  brokerPid(): number | null {
+    if (!this.broker) return null;
+    for (const stat of allProcesses()) {
+      if (stat.ppid !== process.pid) continue;
+      try {
+        if (readFileSync(`/proc/${stat.pid}/cmdline`, 'utf8').split('\0')[0] === DEVELOPMENT_BROKER_BINARY) return stat.pid;
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return null;
   }
 
   /** Peak resident set size of the gateway process so far (VmHWM), in MB. */
@@ -208,14 +290,7 @@ export class BenchEnvironment {
   }
 
   async stop(): Promise<void> {
-    const gateway = this.gateway;
-    if (gateway && gateway.exitCode === null) {
-      const exited = new Promise((resolve) => gateway.once('exit', resolve));
-      gateway.kill('SIGTERM');
-      const timer = setTimeout(() => gateway.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(timer);
-    }
+    for (const instance of [...this.gateways].reverse()) await this.stopGateway(instance);
     await this.broker?.stop();
     if (this.databaseName) {
       const admin = new Client({ connectionString: this.adminUrl });

@@ -4,6 +4,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { connect, Socket } from 'node:net';
 import { frame, FrameDecoder, packMessage, peekMessageHead, retailMac, unpackMessage } from '../../libs/iso8583';
 import { signBankRequest } from '../../libs/jws';
+import { atmRequestId } from '../../src/channels/atm/atm-exchange';
 import { TOPICS } from '../../src/kafka/topics';
 import { BenchBank, Customer, newNationalId } from './bench-environment';
 
@@ -19,6 +20,8 @@ export interface LoadFigures {
   answers: Record<string, number>;
   /** ACCEPTED / REJECTED:<reason> / ERROR:<code>, counted. */
   outcomes: Record<string, number>;
+  /** Requests answered by each gateway instance, in the order given (several instances only). */
+  perInstance?: number[];
 }
 
 export function percentile(sorted: Float64Array | number[], q: number): number {
@@ -31,9 +34,19 @@ export function round(value: number, digits = 2): number {
   return Math.round(value * f) / f;
 }
 
-function figures(latencies: number[], seconds: number, answers: Record<string, number>, outcomes: Record<string, number>): LoadFigures {
+function figures(latencies: number[], seconds: number, answers: Record<string, number>, outcomes: Record<string, number>, perInstance: number[]): LoadFigures {
   const sorted = Float64Array.from(latencies).sort();
-  return { requests: latencies.length, seconds: round(seconds), perSecond: Math.round(latencies.length / seconds), p50: percentile(sorted, 0.5), p95: percentile(sorted, 0.95), p99: percentile(sorted, 0.99), answers, outcomes };
+  return {
+    requests: latencies.length,
+    seconds: round(seconds),
+    perSecond: Math.round(latencies.length / seconds),
+    p50: percentile(sorted, 0.5),
+    p95: percentile(sorted, 0.95),
+    p99: percentile(sorted, 0.99),
+    answers,
+    outcomes,
+    ...(perInstance.length > 1 ? { perInstance } : {}),
+  };
 }
 
 const count = (map: Record<string, number>, key: string) => (map[key] = (map[key] ?? 0) + 1);
@@ -96,29 +109,37 @@ export function prepareJsonRequests(howMany: number, banks: BenchBank[], custome
  * `concurrency` clients, each with its own keep-alive connection, sending
  * the prepared requests one after another for `durationMs` (or until they
  * run out).
+ *
+ * Given several base URLs (gateway instances), it is a round-robin client:
+ * each client sends its requests to the instances in turn (client k's j-th
+ * request to instance (k + j) mod n), over keep-alive agents of each
+ * instance's own.
  */
 export async function runHttpLoad(
-  baseUrl: string,
+  baseUrls: string | string[],
   requests: PreparedRequest[],
   concurrency: number,
   durationMs: number,
   onSent: (requestId: string, at: number) => void = () => undefined,
 ): Promise<LoadFigures> {
-  const url = new URL(baseUrl);
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
+  const urls = (Array.isArray(baseUrls) ? baseUrls : [baseUrls]).map((baseUrl) => new URL(baseUrl));
+  const agents = urls.map(() => new Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency }));
+  const perInstance = urls.map(() => 0);
   const latencies: number[] = [];
   const answers: Record<string, number> = {};
   const outcomes: Record<string, number> = {};
   let next = 0;
   const started = performance.now();
   const end = started + durationMs;
-  const client = async () => {
-    while (performance.now() < end && next < requests.length) {
+  const client = async (_: unknown, k: number) => {
+    for (let j = 0; performance.now() < end && next < requests.length; j++) {
       const prepared = requests[next++];
+      const instance = (k + j) % urls.length;
       const sentAt = performance.now();
       onSent(prepared.requestId, performance.timeOrigin + sentAt);
-      const { status, body } = await post(agent, url, prepared);
+      const { status, body } = await post(agents[instance], urls[instance], prepared);
       latencies.push(performance.now() - sentAt);
+      perInstance[instance]++;
       count(answers, String(status));
       try {
         const answer = JSON.parse(body) as { status?: string; reason?: string | null; code?: string };
@@ -130,8 +151,8 @@ export async function runHttpLoad(
   };
   await Promise.all(Array.from({ length: concurrency }, client));
   const seconds = (performance.now() - started) / 1000;
-  agent.destroy();
-  return figures(latencies, seconds, answers, outcomes);
+  for (const agent of agents) agent.destroy();
+  return figures(latencies, seconds, answers, outcomes, perInstance);
 }
 
 function post(agent: Agent, url: URL, prepared: PreparedRequest): Promise<{ status: number; body: string }> {
@@ -151,7 +172,9 @@ function post(agent: Agent, url: URL, prepared: PreparedRequest): Promise<{ stat
  * ATM switches: `connections` TCP connections, each keeping `window`
  * requests in flight (pipelining), the same mix of outcomes as above, for
  * `durationMs`. Fields 7/11/37/41 are unique per request, so none is a
- * duplicate.
+ * duplicate. Given several ports (gateway instances), the connections go to
+ * them alternately (connection c to instance c mod n), each instance getting
+ * connections of every bank.
  *
  * The generator must not be what is measured: iso_8583 packs and unpacks
  * slowly, so one frame per customer is packed before the clock starts, and
@@ -160,13 +183,15 @@ function post(agent: Agent, url: URL, prepared: PreparedRequest): Promise<{ stat
  * the frame; one in 16 is unpacked in full to count field 39.
  */
 export async function runIsoLoad(
-  port: number,
+  ports: number | number[],
   banks: BenchBank[],
   customers: Customer[],
   connections: number,
   window: number,
   durationMs: number,
   runId: string,
+  /** Called with the request id the gateway gives each request (its decision carries it on Kafka). */
+  onSent: (requestId: string, at: number) => void = () => undefined,
 ): Promise<LoadFigures> {
   const pending = customers.filter((c) => c.status === 'PENDING_ACTIVATION');
   const active = customers.filter((c) => c.status === 'ACTIVE');
@@ -185,14 +210,18 @@ export async function runIsoLoad(
       return isoTemplate(bank, nationalId, mobile);
     }),
   );
+  const instancePorts = Array.isArray(ports) ? ports : [ports];
+  const perInstance = instancePorts.map(() => 0);
   let sequence = 0;
   const started = performance.now();
   const end = started + durationMs;
   await Promise.all(
     Array.from({ length: connections }, async (_, connection) => {
-      const bank = banks[connection % banks.length];
+      const instance = connection % instancePorts.length;
+      // With one instance: bank `connection % banks`, as always; with n, every instance sees every bank.
+      const bank = banks[Math.floor(connection / instancePorts.length) % banks.length];
       const socket = await new Promise<Socket>((resolve, reject) => {
-        const s = connect({ host: '127.0.0.1', port }, () => resolve(s));
+        const s = connect({ host: '127.0.0.1', port: instancePorts[instance] }, () => resolve(s));
         s.once('error', reject);
       });
       socket.setNoDelay(true);
@@ -225,11 +254,13 @@ export async function runIsoLoad(
           message.write(terminal, template.terminalAt, 'latin1');
           retailMac(bank.macKey, message.subarray(0, message.length - 8)).copy(message, message.length - 8);
           const sentAt = performance.now();
+          onSent(atmRequestId({ 7: TRANSMITTED_AT, 11: stan, 32: bank.acquirerId, 37: rrn, 41: terminal }), performance.timeOrigin + sentAt);
           await new Promise<void>((resolve) => {
             waiting.set(`${stan}/${rrn}`, resolve);
             socket.write(frame(message));
           });
           latencies.push(performance.now() - sentAt);
+          perInstance[instance]++;
           count(outcomes, ['ACCEPTED', 'ACCEPTED', 'ACCEPTED', 'ACCEPTED', 'ACCEPTED', 'ACCEPTED', 'ACCEPTED', 'ALREADY_ACTIVE', 'MOBILE_MISMATCH', 'NOT_REGISTERED'][n % 10]);
         }
       };
@@ -240,8 +271,11 @@ export async function runIsoLoad(
   const seconds = (performance.now() - started) / 1000;
   // Field 39 was read for one answer in 16: scaled to all of them.
   for (const code of Object.keys(answers)) answers[code] *= 16;
-  return figures(latencies, seconds, answers, outcomes);
+  return figures(latencies, seconds, answers, outcomes, perInstance);
 }
+
+/** Field 7 of every ISO request. */
+const TRANSMITTED_AT = '1123101500';
 
 /** A packed 0200 with placeholders, and where its STAN, RRN and terminal id sit. */
 function isoTemplate(bank: BenchBank, nationalId: string, mobile: string): { message: Buffer; stanAt: number; rrnAt: number; terminalAt: number } {
@@ -249,7 +283,7 @@ function isoTemplate(bank: BenchBank, nationalId: string, mobile: string): { mes
     0: '0200',
     2: '4111111111111111',
     3: '910000',
-    7: '1123101500',
+    7: TRANSMITTED_AT,
     11: '987654',
     12: '101500',
     13: '1123',
@@ -271,6 +305,8 @@ function isoTemplate(bank: BenchBank, nationalId: string, mobile: string): { mes
 export class ActivationTopicWatcher {
   private readonly sentAt = new Map<string, number>();
   private latencies: number[] = [];
+  /** When the last message of the topic (any request's) was read. */
+  private lastReadAt = performance.now();
   private readonly consumer;
 
   constructor(brokers: string[]) {
@@ -288,6 +324,7 @@ export class ActivationTopicWatcher {
     await this.consumer.subscribe({ topic: TOPICS.activations, fromBeginning: false });
     await this.consumer.run({
       eachBatch: async ({ batch }) => {
+        this.lastReadAt = performance.now();
         const readAt = performance.timeOrigin + performance.now();
         for (const message of batch.messages) {
           const requestId = /"requestId":"([^"]+)"/.exec(message.value?.toString() ?? '')?.[1];
@@ -306,15 +343,29 @@ export class ActivationTopicWatcher {
     this.sentAt.set(requestId, at);
   }
 
-  /** Waits for the events of what was sent (up to 30 s), then returns the latencies and starts afresh. */
+  /**
+   * Waits for the events of what was sent (up to 30 s, or until none has
+   * come for 3 s: a refused request, such as a 429, has no decision to
+   * publish), then returns the latencies and starts afresh.
+   */
   async collect(): Promise<{ events: number; missing: number; p50: number; p99: number }> {
-    const deadline = Date.now() + 30_000;
-    while (this.sentAt.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    const deadline = performance.now() + 30_000;
+    while (this.sentAt.size > 0 && performance.now() < deadline && performance.now() - this.lastReadAt < 3000) await new Promise((resolve) => setTimeout(resolve, 100));
     const sorted = Float64Array.from(this.latencies).sort();
     const result = { events: sorted.length, missing: this.sentAt.size, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
     this.latencies = [];
     this.sentAt.clear();
     return result;
+  }
+
+  /**
+   * Waits until no decision has reached the topic for `quietMs` (at most
+   * `maxMs`): the outbox relays have published what the last step decided,
+   * whichever channel it came through.
+   */
+  async settle(quietMs = 300, maxMs = 15_000): Promise<void> {
+    const deadline = performance.now() + maxMs;
+    while (performance.now() - this.lastReadAt < quietMs && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
   }
 
   async stop(): Promise<void> {
