@@ -8,10 +8,13 @@ import { ConfigurationError, GatewayConfig, loadConfig } from '../src/config/gat
 import { createDataSource } from '../src/database/data-source';
 import { EMBEDDED_DATABASE_URL_FILE } from '../src/database/store';
 import { JsonLogger } from '../src/logging/json-logger';
+import { DataSource } from 'typeorm';
+import { listInstances } from '../src/instances/instance-registry';
+import { OutboxAdmin } from '../src/outbox/outbox-admin';
 
 /**
  * `npm run cli -- <group> <command> [options]`: the operators' tool for the
- * bank registry. It reads the gateway's own configuration (DATABASE_URL,
+ * bank registry, the gateway instances and the outbox. It reads the gateway's own configuration (DATABASE_URL,
  * KEY_ENCRYPTION_KEY, TRUST_ANCHORS, ...), or, on the development defaults,
  * connects to the embedded database of the gateway running in DATA_DIR.
  * Changes take effect in running gateways within a second or two; each is
@@ -21,7 +24,7 @@ interface Command {
   usage: string;
   summary: string;
   options: [string, string][];
-  run(admin: BankRegistryAdmin, options: Options): Promise<void>;
+  run(admin: BankRegistryAdmin, options: Options, dataSource: DataSource): Promise<void>;
 }
 
 type Options = Record<string, string | true>;
@@ -29,6 +32,53 @@ type Options = Record<string, string | true>;
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
 const COMMANDS: Record<string, Command> = {
+  'instances list': {
+    usage: 'instances list',
+    summary: 'the gateway instances sharing this database: alive or gone, their relay slots and consumer partitions',
+    options: [],
+    async run(_admin, _options, dataSource) {
+      const instances = await listInstances(dataSource);
+      table(
+        ['instance', 'host', 'pid', 'state', 'heartbeat', 'relay slots', 'partitions'],
+        instances.map((i) => [
+          i.instanceId,
+          i.host,
+          String(i.pid),
+          i.live ? 'alive' : 'gone',
+          i.heartbeatAt,
+          i.relaySlots.join(',') || '-',
+          Object.entries(i.partitions).map(([topic, partitions]) => `${topic}:${partitions.join(',') || '-'}`).join(' ') || '-',
+        ]),
+      );
+    },
+  },
+  'outbox parked': {
+    usage: 'outbox parked [--limit 100]',
+    summary: 'events Kafka kept refusing (unknown topic, record too large...), parked with the reason; later events of the same key wait behind them',
+    options: [['--limit', 'how many (default 100), oldest first']],
+    async run(_admin, o, dataSource) {
+      const parked = await new OutboxAdmin(dataSource).parked(Number(o['--limit'] ?? 100));
+      table(
+        ['id', 'topic', 'key', 'type', 'attempts', 'waiting behind', 'parked at', 'reason'],
+        parked.map((p) => [p.id, p.topic, p.key, p.type ?? '-', String(p.attempts), String(p.waitingBehind), p.parkedAt, p.reason ?? '-']),
+      );
+    },
+  },
+  'outbox requeue': {
+    usage: 'outbox requeue --id 1234[,1235]  |  outbox requeue --all',
+    summary: 'publish parked events again (after fixing the cause: creating the topic, raising a size limit); the events waiting behind them follow in order',
+    options: [
+      ['--id', 'parked event ids from outbox parked (comma-separated)'],
+      ['--all', 'every parked event'],
+    ],
+    async run(_admin, o, dataSource) {
+      if (!o['--all'] && !o['--id']) throw new RegistryChangeError('--id or --all is required');
+      const ids = o['--all'] ? 'all' : list(required(o, '--id'));
+      if (ids !== 'all' && ids.some((id) => !/^[0-9]+$/.test(id))) throw new RegistryChangeError('--id takes event ids (whole numbers) from outbox parked');
+      const count = await new OutboxAdmin(dataSource).requeue(ids);
+      out(`${count} parked event${count === 1 ? '' : 's'} re-queued; the relay publishes ${count === 1 ? 'it' : 'them'} within a second or two`);
+    },
+  },
   'banks list': {
     usage: 'banks list',
     summary: 'list the partner banks: channels, acquirer ids, rate limit, certificates in use, whether a MAC key is set, who manages them',
@@ -281,7 +331,7 @@ async function main(): Promise<number> {
   const dataSource = createDataSource(databaseUrl(config), 2);
   await dataSource.initialize();
   try {
-    await command.run(new BankRegistryAdmin(dataSource, anchors, keyEncryptionKey(config, logger), operator), options);
+    await command.run(new BankRegistryAdmin(dataSource, anchors, keyEncryptionKey(config, logger), operator), options, dataSource);
     return 0;
   } finally {
     await dataSource.destroy();

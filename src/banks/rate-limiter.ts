@@ -44,10 +44,12 @@ export class PostgresRateBudget implements RateBudget {
         `WITH current AS (
            SELECT least($2::float8, tokens + $2::float8 * extract(epoch FROM clock_timestamp() - refilled_at)) AS available
              FROM bank_rate_budget WHERE bank_code = $1 FOR UPDATE),
-         lease AS (SELECT available, least($3::float8, greatest(0, floor(available))) AS granted FROM current)
-         UPDATE bank_rate_budget SET tokens = lease.available - lease.granted, refilled_at = clock_timestamp()
-           FROM lease WHERE bank_code = $1
-         RETURNING lease.granted::float8 AS granted, lease.available::float8 AS available`,
+         lease AS (SELECT available, least($3::float8, greatest(0, floor(available))) AS granted FROM current),
+         taken AS (
+           UPDATE bank_rate_budget SET tokens = lease.available - lease.granted, refilled_at = clock_timestamp()
+             FROM lease WHERE bank_code = $1
+           RETURNING lease.granted::float8 AS granted, lease.available::float8 AS available)
+         SELECT granted, available FROM taken`,
         [bankCode, perSecond, wanted],
       );
       if (rows.length) return { granted: Number(rows[0].granted), available: Number(rows[0].available) };

@@ -10,10 +10,10 @@ import { ActivationResults1763877600000 } from './migrations/1763877600000-activ
 import { PendingReversals1763881200000 } from './migrations/1763881200000-pending-reversals';
 import { ActivationResultOnce1763884800000 } from './migrations/1763884800000-activation-result-once';
 import { RegistryManagement1763906400000 } from './migrations/1763906400000-registry-management';
-import { ActiveActive1764000000000 } from './migrations/1764000000000-active-active';
+import { ActiveActive1764000000001 } from './migrations/1764000000001-active-active';
 
 export const ENTITIES = [BankEntity, BankCertificateEntity, RegistrationEntity, ActivationRequestEntity, OutboxEventEntity];
-export const MIGRATIONS = [InitialSchema1763870400000, AtmChannel1763874000000, ActivationResults1763877600000, PendingReversals1763881200000, ActivationResultOnce1763884800000, RegistryManagement1763906400000, ActiveActive1764000000000];
+export const MIGRATIONS = [InitialSchema1763870400000, AtmChannel1763874000000, ActivationResults1763877600000, PendingReversals1763881200000, ActivationResultOnce1763884800000, RegistryManagement1763906400000, ActiveActive1764000000001];
 
 /** Schema comes from migrations only; `synchronize` stays off. */
 export function createDataSource(url: string, poolSize: number): DataSource {

@@ -91,10 +91,14 @@ export abstract class ResilientConsumer {
 
   private async connectAndRun(onFatalCrash: () => void): Promise<void> {
     // A 10 s session (not kafkajs' 30 s): after a broker outage or a crashed
-    // instance, consumption resumes within seconds, not half a minute.
+    // instance, consumption resumes within seconds, not half a minute. The
+    // rebalance timeout (kafkajs: 60 s) bounds how long a rebalance waits for
+    // members to rejoin: a dead instance's partitions move to the survivors
+    // within about twice 10 s, not a minute.
     const consumer = this.kafka.consumer({
       groupId: this.groupId,
       sessionTimeout: 10_000,
+      rebalanceTimeout: 10_000,
       heartbeatInterval: 1000,
       maxWaitTimeInMs: this.maxWaitTimeInMs,
       retry: { retries: 10, maxRetryTime: 5000 },

@@ -17,19 +17,23 @@ async function ready() {
   return { status: response.status, body: (await response.json()) as Record<string, Record<string, { status: string; message?: string }>> };
 }
 
-async function waitFor(status: number, timeoutMs = 30_000) {
+async function waitFor(status: number, timeoutMs = 30_000, until: (body: Record<string, any>) => boolean = () => true) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const answer = await ready();
-    if (answer.status === status) return answer;
+    if (answer.status === status && until(answer.body)) return answer;
     if (Date.now() > deadline) throw new Error(`readiness stayed ${answer.status}: ${JSON.stringify(answer.body)}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
 it('is ready with every check up; not ready naming kafka when the broker is down; ready again when it returns', async () => {
-  const up = await waitFor(200);
-  expect(Object.keys(up.body.details).sort()).toEqual(['kafka', 'outbox', 'store']);
+  // Relay slots are taken in the relay's first round, just after the gateway listens.
+  const up = await waitFor(200, 30_000, (body) => body.details.instance.relaySlots.length > 0);
+  expect(Object.keys(up.body.details).sort()).toEqual(['instance', 'kafka', 'outbox', 'store']);
+  // The instance that answered says what it owns: alone, every relay slot, and the consumed topics' partitions.
+  expect(up.body.details.instance).toMatchObject({ status: 'up', liveInstances: 1, instanceId: expect.any(String) });
+  expect((up.body.details.instance as unknown as { relaySlots: number[] }).relaySlots).toEqual(Array.from({ length: 16 }, (_, slot) => slot));
   expectOpenApiSchema('HealthOk', up.body);
   await env.broker.takeDown();
   try {

@@ -41,6 +41,52 @@ export function testGatewayEnv(pki: TestPki, database: TestDatabase, broker: Dev
 
 export const GATEWAY_MAIN = join(__dirname, '../../dist/src/main.js');
 
+/** A gateway process started by a test, listening on loopback. */
+export interface StartedGateway {
+  child: ChildProcess;
+  baseUrl: string;
+  isoPort: number;
+}
+
+/**
+ * Runs `node dist/src/main.js` (exactly as `npm start` runs it) with `env`
+ * and resolves once it listens; every log line goes to `logs`.
+ */
+export async function spawnGateway(env: Record<string, string>, logs: string[]): Promise<StartedGateway> {
+  const child = spawn(process.execPath, [GATEWAY_MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let isoPort = 0;
+  const port = await new Promise<number>((resolve, reject) => {
+    let buffered = '';
+    const timer = setTimeout(() => reject(new Error(`gateway did not start in 30 s:\n${logs.slice(-20).join('\n')}`)), 30_000);
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let newline: number;
+      while ((newline = buffered.indexOf('\n')) !== -1) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        logs.push(line);
+        try {
+          const entry = JSON.parse(line);
+          if (typeof entry.iso8583Port === 'number') isoPort = entry.iso8583Port;
+          if (typeof entry.httpPort === 'number') {
+            clearTimeout(timer);
+            resolve(entry.httpPort);
+          }
+        } catch {
+          // not a JSON line (should not happen): kept in logs for the redaction test
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (chunk: Buffer) => logs.push(...chunk.toString().split('\n').filter(Boolean)));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`gateway exited with ${code} before listening:\n${logs.slice(-20).join('\n')}`));
+    });
+  });
+  return { child, baseUrl: `http://127.0.0.1:${port}`, isoPort };
+}
+
 /**
  * One test file's world: a fresh database, its own Kafka broker, a fresh
  * PKI, and the built gateway running as a child process (`node
@@ -63,10 +109,15 @@ export class TestEnvironment {
   ) {}
 
   static async start(env: Record<string, string> = {}): Promise<TestEnvironment> {
-    const [database, broker] = await Promise.all([createTestDatabase(), DevelopmentBroker.start()]);
-    const environment = new TestEnvironment(new TestPki(), database, broker);
+    const environment = await TestEnvironment.withoutGateway();
     await environment.startGateway(env);
     return environment;
+  }
+
+  /** The database, broker and PKI only: for tests that start their gateways themselves (spawnGateway). */
+  static async withoutGateway(): Promise<TestEnvironment> {
+    const [database, broker] = await Promise.all([createTestDatabase(), DevelopmentBroker.start()]);
+    return new TestEnvironment(new TestPki(), database, broker);
   }
 
   gatewayEnv(env: Record<string, string> = {}): Record<string, string> {
@@ -74,43 +125,10 @@ export class TestEnvironment {
   }
 
   async startGateway(env: Record<string, string> = {}): Promise<void> {
-    const child = spawn(process.execPath, [GATEWAY_MAIN], {
-      env: { PATH: process.env.PATH ?? '', ...this.gatewayEnv({ LOG_LEVEL: 'info', ...env }) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.gateway = child;
-    let isoPort = 0;
-    const port = await new Promise<number>((resolve, reject) => {
-      let buffered = '';
-      const timer = setTimeout(() => reject(new Error(`gateway did not start in 30 s:\n${this.logs.slice(-20).join('\n')}`)), 30_000);
-      const onData = (chunk: Buffer) => {
-        buffered += chunk.toString();
-        let newline: number;
-        while ((newline = buffered.indexOf('\n')) !== -1) {
-          const line = buffered.slice(0, newline);
-          buffered = buffered.slice(newline + 1);
-          this.logs.push(line);
-          try {
-            const entry = JSON.parse(line);
-            if (typeof entry.iso8583Port === 'number') isoPort = entry.iso8583Port;
-            if (typeof entry.httpPort === 'number') {
-              clearTimeout(timer);
-              resolve(entry.httpPort);
-            }
-          } catch {
-            // not a JSON line (should not happen): kept in logs for the redaction test
-          }
-        }
-      };
-      child.stdout!.on('data', onData);
-      child.stderr!.on('data', (chunk: Buffer) => this.logs.push(...chunk.toString().split('\n').filter(Boolean)));
-      child.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new Error(`gateway exited with ${code} before listening:\n${this.logs.slice(-20).join('\n')}`));
-      });
-    });
-    this.baseUrl = `http://127.0.0.1:${port}`;
-    this.isoPort = isoPort;
+    const started = await spawnGateway(this.gatewayEnv({ LOG_LEVEL: 'info', ...env }), this.logs);
+    this.gateway = started.child;
+    this.baseUrl = started.baseUrl;
+    this.isoPort = started.isoPort;
   }
 
   /** SIGTERM and wait for the process to exit. */
@@ -253,6 +271,8 @@ export class TestEnvironment {
       overrides?: Record<string, unknown>;
       headers?: Record<string, string>;
       mutateBody?: (body: Buffer) => Buffer;
+      /** Another gateway than this environment's own (several instances). */
+      baseUrl?: string;
     },
   ): Promise<GatewayAnswer> {
     const method = options.method ?? 'POST';
@@ -261,7 +281,7 @@ export class TestEnvironment {
     const signed = signBankRequest(identity, { method, path, requestId: options.requestId, body }, options.overrides as never);
     const sent = options.mutateBody ? options.mutateBody(body) : body;
     const headers = { ...(method === 'POST' ? { 'content-type': 'application/json' } : {}), ...signed, ...options.headers };
-    const agent = request(this.baseUrl);
+    const agent = request(options.baseUrl ?? this.baseUrl);
     // serialize() is bypassed: the exact signed bytes (even invalid UTF-8) go on the wire.
     const pending = method === 'POST' ? agent.post(path).set(headers).serialize((bytes: Buffer) => bytes as never).send(sent as never) : agent.get(path).set(headers);
     // Keep the exact response bytes: the gateway's signature covers them.

@@ -11,8 +11,8 @@ import { MigrationInterface, QueryRunner } from 'typeorm';
  *   and what each owns);
  * - each bank's rate budget lives here, leased to instances in small blocks.
  */
-export class ActiveActive1764000000000 implements MigrationInterface {
-  name = 'ActiveActive1764000000000';
+export class ActiveActive1764000000001 implements MigrationInterface {
+  name = 'ActiveActive1764000000001';
 
   async up(db: QueryRunner): Promise<void> {
     // hashtext is immutable, so the slot is a stored generated column: no writer can get it wrong,

@@ -1,0 +1,323 @@
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { AtmSwitchClient, parseTlv } from '../../libs/iso8583';
+import { TOPICS } from '../../src/kafka/topics';
+import { RELAY_SLOT_COUNT } from '../../src/outbox/relay-slots';
+import { atmActivation, atmRequestId, TSTA_MAC_KEY } from '../support/atm-requests';
+import { newMobile, newNationalId } from '../support/identities';
+import { spawnGateway, StartedGateway, TestEnvironment } from '../support/test-environment';
+import { TopicReader } from '../support/topic-reader';
+
+/**
+ * Several instances on one database and one broker (issue 9): three
+ * gateways started at the same moment share the outbox relay, the consumer
+ * groups and each bank's rate limit; one of them is killed mid-traffic and
+ * restarted, and nothing answered is lost, duplicated (outside the failover)
+ * or reordered per national ID.
+ */
+jest.setTimeout(240_000);
+const INSTANCES = 3;
+const CLI = join(__dirname, '../../dist/tools/cli.js');
+
+let env: TestEnvironment;
+let reader: TopicReader;
+const gateways: Array<StartedGateway | null> = [];
+const logs: string[][] = Array.from({ length: INSTANCES }, () => []);
+let sequence = 0;
+const nextRequestId = (prefix: string) => `${prefix}-${Date.now()}-${++sequence}`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const log = (line: string) => process.stdout.write(`active-active: ${line}\n`);
+
+function startInstance(index: number): Promise<StartedGateway> {
+  return spawnGateway(env.gatewayEnv({ GATEWAY_INSTANCE_ID: `gw-${index + 1}`, LOG_LEVEL: 'info' }), logs[index]).then((started) => (gateways[index] = started));
+}
+
+async function kill(index: number): Promise<void> {
+  const child = gateways[index]!.child;
+  gateways[index] = null;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+async function readiness(gateway: StartedGateway): Promise<{ instanceId: string; liveInstances: number; relaySlots: number[]; partitions: Record<string, number[]> }> {
+  const response = await fetch(`${gateway.baseUrl}/health/ready`);
+  const body = (await response.json()) as { details: { instance: never } };
+  return body.details.instance;
+}
+
+/** Waits until the live instances together own every relay slot, once each, and every partition of both consumed topics. */
+async function waitForFullOwnership(timeoutMs = 30_000): Promise<Array<Awaited<ReturnType<typeof readiness>>>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const views = await Promise.all(gateways.filter((g): g is StartedGateway => g !== null).map(readiness));
+    const slots = views.flatMap((v) => v.relaySlots).sort((a, b) => a - b);
+    const partitionsOf = (topic: string) => views.flatMap((v) => v.partitions[topic] ?? []).sort();
+    const complete =
+      slots.length === RELAY_SLOT_COUNT &&
+      new Set(slots).size === RELAY_SLOT_COUNT &&
+      [TOPICS.registrations, TOPICS.activationResults].every((topic) => partitionsOf(topic).join() === '0,1,2');
+    if (complete) return views;
+    if (Date.now() > deadline) throw new Error(`ownership incomplete: ${JSON.stringify(views)}`);
+    await sleep(100);
+  }
+}
+
+beforeAll(async () => {
+  env = await TestEnvironment.withoutGateway();
+  // At the same moment, on an empty database: migrations run once (advisory lock), then all serve.
+  await Promise.all(Array.from({ length: INSTANCES }, (_, i) => startInstance(i)));
+  reader = await TopicReader.start(env.broker.brokers, [TOPICS.activations, TOPICS.ops]);
+});
+
+afterAll(async () => {
+  await reader?.stop();
+  await Promise.all(
+    gateways.map(async (gateway) => {
+      if (!gateway || gateway.child.exitCode !== null) return;
+      const exited = new Promise((resolve) => gateway.child.once('exit', resolve));
+      gateway.child.kill('SIGTERM');
+      await exited;
+    }),
+  );
+  await env?.stop();
+});
+
+interface Answered {
+  requestId: string;
+  nationalId: string;
+  activationId: string;
+  status: string;
+  via: string;
+}
+
+it('three instances share the relay slots and partitions; one killed mid-traffic and restarted: every answered decision stored once and published, in decision order per national ID, duplicates only from the failover', async () => {
+  const views = await waitForFullOwnership();
+  for (const view of views) expect(view.liveInstances).toBe(INSTANCES);
+  // Shared out, not all on one: each instance has its share of the 16 slots.
+  for (const view of views) expect(view.relaySlots.length).toBeGreaterThanOrEqual(4);
+  log(`relay slots: ${views.map((v) => `${v.instanceId}=${v.relaySlots.join(',')}`).join('  ')}`);
+
+  // Customers, registered through the shared registrations group (any instance may apply them).
+  const customers = Array.from({ length: 24 }, () => ({ nationalId: newNationalId(), mobile: newMobile() }));
+  for (const customer of customers) await env.publishRegistration({ ...customer, status: 'PENDING_ACTIVATION', version: 1 });
+  await env.waitForRow(`SELECT 1 FROM registration WHERE national_id = ANY($1) HAVING count(*) = $2`, [customers.map((c) => c.nationalId), customers.length], 'all registrations');
+
+  const answered: Answered[] = [];
+  const unanswered: string[] = [];
+  let stopping = false;
+  let n = 0;
+  // Every customer is asked for several times, through different instances and both channels.
+  const http = async (worker: number) => {
+    while (!stopping) {
+      const index = (n + worker) % INSTANCES;
+      const gateway = gateways[index];
+      const customer = customers[n++ % customers.length];
+      if (!gateway) {
+        await sleep(20);
+        continue;
+      }
+      const requestId = nextRequestId('aa');
+      const body = { nationalId: customer.nationalId, mobile: n % 4 === 0 ? newMobile() : customer.mobile, channel: 'INTERNET_BANKING' };
+      try {
+        const answer = await env.send(env.pki.tsta.es256, { requestId, body, baseUrl: gateway.baseUrl });
+        if (answer.status === 200) answered.push({ requestId, nationalId: customer.nationalId, activationId: String(answer.json.activationId), status: String(answer.json.status), via: `gw-${index + 1}` });
+        else unanswered.push(`HTTP ${answer.status} ${answer.json.code}`);
+      } catch (error) {
+        unanswered.push(`HTTP to gw-${index + 1}: ${(error as Error).message}`); // the killed instance
+      }
+      await sleep(15);
+    }
+  };
+  const atm = async (index: number) => {
+    while (!stopping) {
+      const gateway = gateways[index];
+      if (!gateway) {
+        await sleep(50);
+        continue;
+      }
+      let client: AtmSwitchClient;
+      try {
+        client = await AtmSwitchClient.connect('127.0.0.1', gateway.isoPort, TSTA_MAC_KEY);
+      } catch {
+        await sleep(50);
+        continue;
+      }
+      try {
+        while (!stopping && gateways[index] === gateway) {
+          const customer = customers[n++ % customers.length];
+          const fields = atmActivation(customer, { rrnPrefix: 'AAX', terminal: `AAATM00${index + 1}` });
+          const answer = await client.request(fields);
+          if (answer.fields[39] === '00') {
+            answered.push({ requestId: atmRequestId(fields), nationalId: customer.nationalId, activationId: parseTlv(answer.fields[48]).get('AI')!, status: 'ACCEPTED', via: `gw-${index + 1}` });
+          } else unanswered.push(`ISO 39=${answer.fields[39]}`);
+          await sleep(15);
+        }
+      } catch (error) {
+        unanswered.push(`ISO to gw-${index + 1}: ${(error as Error).message}`);
+      } finally {
+        await client.close().catch(() => undefined);
+      }
+    }
+  };
+  const victim = 1;
+  const victimSlots = views.find((v) => v.instanceId === `gw-${victim + 1}`)!.relaySlots;
+  let killedAtDb = new Date(0);
+  const traffic = Promise.all([...Array.from({ length: 6 }, (_, w) => http(w)), ...Array.from({ length: INSTANCES }, (_, i) => atm(i))]);
+  try {
+    await failOverUnderTraffic();
+  } finally {
+    stopping = true;
+    await traffic;
+  }
+  await checkEverythingPublished();
+
+  async function failOverUnderTraffic() {
+    await sleep(3000);
+    const killedAt = Date.now();
+    await kill(victim);
+    killedAtDb = (await env.database.query<{ now: Date }>('SELECT now()'))[0].now;
+    // Failover: the survivors own every relay slot and every partition again.
+    const survivorViews = await waitForFullOwnership(45_000);
+    const failoverMs = Date.now() - killedAt;
+    const relayFailoverMs = await (async () => {
+      // When the victim's slots were taken: first seen in the survivors' logs.
+      const taken = logs
+        .flatMap((lines) => lines)
+        .map((line) => {
+          try {
+            return JSON.parse(line);
+          } catch {
+            return null;
+          }
+        })
+        .filter((entry) => entry?.message === 'relay slots taken' && Date.parse(entry.time) >= killedAt && entry.slots.some((slot: number) => victimSlots.includes(slot)));
+      const last = taken.map((entry) => Date.parse(entry.time)).filter((time) => !Number.isNaN(time));
+      return last.length ? Math.max(...last) - killedAt : NaN;
+    })();
+    log(`killed gw-${victim + 1} (slots ${victimSlots.join(',')}); survivors own all 16 relay slots and every partition after ${failoverMs} ms (relay slots taken after ${relayFailoverMs} ms)`);
+    for (const view of survivorViews) expect(view.liveInstances).toBe(INSTANCES - 1);
+    expect(failoverMs).toBeLessThan(45_000);
+    expect(relayFailoverMs).toBeLessThan(10_000);
+
+    await sleep(2000); // traffic on the survivors alone
+    await startInstance(victim);
+    await waitForFullOwnership();
+    await sleep(3000); // and on all three again
+  }
+
+  async function checkEverythingPublished() {
+    const viaVictimAfter = answered.filter((a) => a.via === `gw-${victim + 1}`).length;
+    log(`${answered.length} decisions answered (${viaVictimAfter} through gw-${victim + 1}, before its death or after its restart), ${unanswered.length} requests without a decision`);
+    expect(answered.length).toBeGreaterThan(100);
+    expect(new Set(answered.map((a) => a.via)).size).toBe(INSTANCES);
+    // Requests without a decision are only those cut off by the kill; no other error.
+    for (const problem of unanswered) expect(problem).toMatch(/gw-2|HTTP 200|ISO 39=(25|N[1-4])/);
+
+    await env.settled(reader, 60_000);
+    // Every answered decision is stored once, as answered.
+    const stored = await env.database.query<{ request_id: string; activation_id: string; status: string }>(
+      `SELECT request_id, activation_id, status FROM activation_request WHERE bank_code = 'TSTA' AND request_id = ANY($1::text[])`,
+      [answered.map((a) => a.requestId)],
+    );
+    expect(stored.length).toBe(answered.length);
+    const storedById = new Map(stored.map((row) => [row.request_id, row]));
+    for (const answer of answered) expect(storedById.get(answer.requestId)).toMatchObject({ activation_id: answer.activationId, status: answer.status });
+
+    // Every one is published.
+    const events = reader.on(TOPICS.activations);
+    const published = new Set(events.map((r) => String(r.event.data.activationId)));
+    expect(answered.filter((a) => !published.has(a.activationId)).map((a) => a.requestId)).toEqual([]);
+
+    // Duplicates (the same CloudEvent id twice) only for events in flight when the instance died:
+    // written before the kill, in a slot the victim owned.
+    const seen = new Map<string, number>();
+    for (const record of [...events, ...reader.on(TOPICS.ops)]) seen.set(`${record.topic}/${record.event.id}`, (seen.get(`${record.topic}/${record.event.id}`) ?? 0) + 1);
+    const duplicated = [...seen].filter(([, count]) => count > 1).map(([key]) => key.slice(key.indexOf('/') + 1));
+    const duplicateRows = await env.database.query<{ id: string; slot: number; created_at: Date }>(
+      `SELECT id, slot, created_at FROM outbox_event WHERE (payload::jsonb ->> 'id') = ANY($1::text[])`,
+      [duplicated],
+    );
+    log(`${duplicated.length} events published twice, all from the failover`);
+    for (const row of duplicateRows) {
+      expect(victimSlots).toContain(row.slot);
+      expect(row.created_at.getTime()).toBeLessThanOrEqual(killedAtDb.getTime() + 1000);
+  }
+
+  // Per national ID, first deliveries in decision order.
+  const decided = await env.database.query<{ national_id: string; activation_id: string }>(
+    `SELECT a.national_id, a.activation_id FROM activation_request a
+       JOIN outbox_event o ON o.topic = $1 AND (o.payload::jsonb -> 'data' ->> 'activationId') = a.activation_id::text
+      WHERE a.bank_code = 'TSTA' ORDER BY o.id`,
+    [TOPICS.activations],
+  );
+  const firstSeen = new Map<string, string[]>();
+  for (const record of events) {
+    const order = firstSeen.get(record.key!) ?? [];
+    if (!order.includes(String(record.event.data.activationId))) order.push(String(record.event.data.activationId));
+    firstSeen.set(record.key!, order);
+  }
+  for (const customer of customers) {
+    expect({ nationalId: customer.nationalId, order: firstSeen.get(customer.nationalId) ?? [] }).toEqual({
+      nationalId: customer.nationalId,
+      order: decided.filter((d) => d.national_id === customer.nationalId).map((d) => d.activation_id),
+    });
+  }
+
+  // The registry knows all three, alive.
+  const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'instances', 'list'], { env: { PATH: process.env.PATH ?? '', ...env.gatewayEnv() } });
+  for (let i = 1; i <= INSTANCES; i++) expect(stdout).toMatch(new RegExp(`gw-${i} .* alive`));
+  }
+});
+
+it("a bank limited to 100/s, offered 300/s spread over three instances, gets at most 110/s; the limit holds and is used up again after an instance dies", async () => {
+  await waitForFullOwnership();
+  // Through the CLI: applied by every running instance without a restart.
+  await promisify(execFile)(process.execPath, [CLI, 'banks', 'set-rate', '--bank', 'TSTB', '--rate', '100'], { env: { PATH: process.env.PATH ?? '', ...env.gatewayEnv() } });
+  await sleep(3000);
+
+  /** Open loop: 300 requests a second whatever the answers, round robin over the live instances. */
+  async function offer(seconds: number, warmupSeconds: number): Promise<{ offered: number; accepted: number; refused: number; other: string[] }> {
+    const counted = { offered: 0, accepted: 0, refused: 0, other: [] as string[] };
+    const pending: Promise<void>[] = [];
+    const start = performance.now();
+    const total = Math.round((seconds + warmupSeconds) * 300);
+    for (let i = 0; i < total; i++) {
+      const due = start + (i * 1000) / 300;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      const live = gateways.filter((g): g is StartedGateway => g !== null);
+      const gateway = live[i % live.length];
+      const inWindow = i >= warmupSeconds * 300;
+      pending.push(
+        env
+          .send(env.pki.tstb.es256, { requestId: nextRequestId('rl'), body: { nationalId: newNationalId(), mobile: newMobile(), channel: 'PHONE_BANKING' }, baseUrl: gateway.baseUrl })
+          .then((answer) => {
+            if (!inWindow) return;
+            counted.offered++;
+            if (answer.status === 429) counted.refused++;
+            else if (answer.status === 200) counted.accepted++;
+            else counted.other.push(`${answer.status} ${answer.json.code}`);
+          }),
+      );
+    }
+    await Promise.all(pending);
+    const elapsed = (performance.now() - start) / 1000;
+    log(`offered ${counted.offered} in ${seconds} s (whole run ${elapsed.toFixed(1)} s): ${counted.accepted} accepted (${(counted.accepted / seconds).toFixed(1)}/s), ${counted.refused} refused`);
+    return counted;
+  }
+
+  // After a second of warm-up (the bank's one-second burst is spent there), five seconds measured.
+  const three = await offer(5, 1.5);
+  expect(three.other).toEqual([]);
+  expect(three.accepted / 5).toBeLessThanOrEqual(110);
+  expect(three.accepted / 5).toBeGreaterThanOrEqual(70);
+
+  await kill(2);
+  const two = await offer(5, 1.5);
+  expect(two.other).toEqual([]);
+  expect(two.accepted / 5).toBeLessThanOrEqual(110);
+  // The dead instance's share is not lost: the survivors use up the whole budget.
+  expect(two.accepted / 5).toBeGreaterThanOrEqual(70);
+});
