@@ -15,6 +15,7 @@ import { OpsRecorder } from './ops/ops-recorder';
 import { ConfigurationError, GatewayConfig } from './config/gateway-config';
 import { projectRoot } from './common/project-root';
 import { JsonLogger } from './logging/json-logger';
+import { ReadinessIndicators } from './ops/readiness';
 
 export const DEVELOPMENT_SIGNING_KEY = join(projectRoot(), 'config/pki/dev/gateway-signing.key.pem');
 export const DEVELOPMENT_SIGNING_CERT = join(projectRoot(), 'config/pki/dev/gateway-signing.cert.pem');
@@ -73,6 +74,29 @@ export async function createGateway(config: GatewayConfig, logger: JsonLogger): 
   );
   const directory = app.get(BankDirectory);
   configureHttpChannel(app, signer, logger, { recorder: app.get(OpsRecorder), isKnownBank: (code) => directory.get(code) !== undefined });
-  app.enableShutdownHooks();
+  closeOnSignals(app, config.SHUTDOWN_DRAIN_MS, logger);
   return app;
+}
+
+/**
+ * SIGTERM or SIGINT: first not ready for SHUTDOWN_DRAIN_MS while still
+ * serving, so a load balancer takes this instance out before it stops
+ * accepting connections (nothing reset mid-answer, no request sent to a
+ * closed port); then Nest's shutdown in order (relay slots and partitions
+ * handed over, the store closed), then the signal again, as Nest does, so
+ * the exit says how it ended.
+ */
+function closeOnSignals(app: NestFastifyApplication, drainMs: number, logger: JsonLogger): void {
+  const signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT'];
+  const onSignal = async (signal: NodeJS.Signals) => {
+    for (const each of signals) process.removeListener(each, onSignal);
+    if (drainMs > 0) {
+      app.get(ReadinessIndicators, { strict: false }).drain();
+      logger.emit('info', 'shutting down: not ready, still serving while the load balancer takes this instance out', { drainMs, signal });
+      await new Promise((resolve) => setTimeout(resolve, drainMs));
+    }
+    await app.close();
+    process.kill(process.pid, signal);
+  };
+  for (const signal of signals) process.on(signal, onSignal);
 }

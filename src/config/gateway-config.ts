@@ -171,6 +171,17 @@ export class GatewayConfig {
   @Min(1)
   OUTBOX_READY_MAX_AGE_SECONDS = 60;
 
+  /**
+   * On SIGTERM, how long the instance answers /health/ready with 503 while
+   * still serving, before it stops accepting connections: at least the load
+   * balancer's check interval times its failure count (HAProxy in docker/:
+   * 2 s x 2). 0 (the default, for a single instance) stops at once.
+   */
+  @IsInt()
+  @Min(0)
+  @Max(120_000)
+  SHUTDOWN_DRAIN_MS = 0;
+
   /** Published outbox rows are deleted this long after they were written (at least a minute). */
   @IsInt()
   @Min(60)
@@ -223,6 +234,7 @@ const NUMERIC: ReadonlyArray<keyof GatewayConfig> = [
   'OUTBOX_READY_MAX_BACKLOG',
   'OUTBOX_READY_MAX_AGE_SECONDS',
   'OUTBOX_RETENTION_SECONDS',
+  'SHUTDOWN_DRAIN_MS',
   'OUTBOX_MAX_ATTEMPTS',
   'OUTBOX_RETRY_BASE_MS',
 ];

@@ -20,6 +20,7 @@ export class ReadinessIndicators {
   private admin: Admin | null = null;
   private kafkaCache: { at: number; result: HealthIndicatorResult } | null = null;
   private kafkaCheck: Promise<HealthIndicatorResult> | null = null;
+  private draining = false;
 
   constructor(
     @Inject(HealthIndicatorService) private readonly indicators: HealthIndicatorService,
@@ -79,6 +80,17 @@ export class ReadinessIndicators {
     } catch (error) {
       return check.down({ message: (error as Error).message });
     }
+  }
+
+  /** From the shutdown signal on: not ready, so load balancers stop sending, while requests are still served. */
+  drain(): void {
+    this.draining = true;
+  }
+
+  /** Down once the instance is shutting down. */
+  lifecycle(): HealthIndicatorResult {
+    const check = this.indicators.check('lifecycle');
+    return this.draining ? check.down({ message: 'shutting down: draining before it stops' }) : check.up();
   }
 
   /** Always up: which instance answered, how many share the work, and this one's relay slots and partitions. */

@@ -30,7 +30,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (line: string) => process.stdout.write(`active-active: ${line}\n`);
 
 function startInstance(index: number): Promise<StartedGateway> {
-  return spawnGateway(env.gatewayEnv({ GATEWAY_INSTANCE_ID: `gw-${index + 1}`, LOG_LEVEL: 'info' }), logs[index]).then((started) => (gateways[index] = started));
+  return spawnGateway(env.gatewayEnv({ GATEWAY_INSTANCE_ID: `gw-${index + 1}`, LOG_LEVEL: 'info', SHUTDOWN_DRAIN_MS: '1500' }), logs[index]).then((started) => (gateways[index] = started));
 }
 
 async function kill(index: number): Promise<void> {
@@ -269,6 +269,108 @@ it('three instances share the relay slots and partitions; one killed mid-traffic
   const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'instances', 'list'], { env: { PATH: process.env.PATH ?? '', ...env.gatewayEnv() } });
   for (let i = 1; i <= INSTANCES; i++) expect(stdout).toMatch(new RegExp(`gw-${i} .* alive`));
   }
+});
+
+it('a rolling restart under load, one instance at a time behind a load balancer that follows /health/ready: every request answered, nothing lost, no event published twice', async () => {
+  await waitForFullOwnership();
+  const customers = Array.from({ length: 12 }, () => ({ nationalId: newNationalId(), mobile: newMobile() }));
+  for (const customer of customers) await env.publishRegistration({ ...customer, status: 'PENDING_ACTIVATION', version: 1 });
+  await env.waitForRow(`SELECT 1 FROM registration WHERE national_id = ANY($1) HAVING count(*) = $2`, [customers.map((c) => c.nationalId), customers.length], 'all registrations');
+
+  // The load balancer: an instance is in rotation while its /health/ready answers 200 (checked every 200 ms).
+  const inRotation = gateways.map(() => true);
+  let stopping = false;
+  const checks = Promise.all(
+    gateways.map(async (_, index) => {
+      while (!stopping) {
+        const gateway = gateways[index];
+        inRotation[index] = gateway !== null && (await fetch(`${gateway.baseUrl}/health/ready`, { signal: AbortSignal.timeout(500) }).then((r) => r.status === 200, () => false));
+        await sleep(200);
+      }
+    }),
+  );
+  const pick = (n: number) => {
+    const live = gateways.map((g, i) => (inRotation[i] && g ? g : null)).filter((g): g is StartedGateway => g !== null);
+    return live.length ? live[n % live.length] : null;
+  };
+  const answered: Array<{ requestId: string; activationId: string }> = [];
+  const failed: string[] = [];
+  let n = 0;
+  const http = async () => {
+    while (!stopping) {
+      const gateway = pick(n++);
+      const customer = customers[n % customers.length];
+      if (!gateway) {
+        await sleep(20);
+        continue;
+      }
+      const requestId = nextRequestId('roll');
+      try {
+        const answer = await env.send(env.pki.tsta.es256, { requestId, body: { nationalId: customer.nationalId, mobile: customer.mobile, channel: 'INTERNET_BANKING' }, baseUrl: gateway.baseUrl });
+        if (answer.status === 200) answered.push({ requestId, activationId: String(answer.json.activationId) });
+        else failed.push(`HTTP ${answer.status} ${answer.json.code}`);
+      } catch (error) {
+        failed.push(`HTTP: ${(error as Error).message}`);
+      }
+      await sleep(10);
+    }
+  };
+  // An ATM switch keeps its connection while the instance is in rotation, then reconnects through the balancer.
+  const atm = async (worker: number) => {
+    while (!stopping) {
+      const gateway = pick(n++ + worker);
+      if (!gateway) {
+        await sleep(20);
+        continue;
+      }
+      const index = gateways.indexOf(gateway);
+      const client = await AtmSwitchClient.connect('127.0.0.1', gateway.isoPort, TSTA_MAC_KEY);
+      try {
+        while (!stopping && inRotation[index] && gateways[index] === gateway) {
+          const customer = customers[n++ % customers.length];
+          const fields = atmActivation(customer, { rrnPrefix: 'ROL', terminal: `ROLATM0${worker}` });
+          const answer = await client.request(fields);
+          if (answer.fields[39] === '00') answered.push({ requestId: atmRequestId(fields), activationId: parseTlv(answer.fields[48]).get('AI')! });
+          else if (!['25', 'N1', 'N2', 'N3', 'N4'].includes(answer.fields[39])) failed.push(`ISO 39=${answer.fields[39]}`);
+          await sleep(10);
+        }
+      } catch (error) {
+        failed.push(`ISO: ${(error as Error).message}`);
+      } finally {
+        await client.close().catch(() => undefined);
+      }
+    }
+  };
+  const traffic = Promise.all([...Array.from({ length: 4 }, http), atm(1), atm(2)]);
+  try {
+    await sleep(1500);
+    for (let index = 0; index < INSTANCES; index++) {
+      const gateway = gateways[index]!;
+      const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => gateway.child.once('exit', (code, signal) => resolve({ code, signal })));
+      gateway.child.kill('SIGTERM');
+      const ended = await exited;
+      expect(ended.code === 0 || ended.signal === 'SIGTERM').toBe(true);
+      gateways[index] = null;
+      await startInstance(index);
+      await waitForFullOwnership();
+      await sleep(1000);
+    }
+  } finally {
+    stopping = true;
+    await Promise.all([traffic, checks]);
+  }
+  log(`rolling restart: ${answered.length} decisions answered, ${failed.length} requests failed`);
+  expect(failed).toEqual([]);
+  expect(answered.length).toBeGreaterThan(100);
+
+  await env.settled(reader, 60_000);
+  const stored = await env.database.query<{ request_id: string }>(`SELECT request_id FROM activation_request WHERE bank_code = 'TSTA' AND request_id = ANY($1::text[])`, [answered.map((a) => a.requestId)]);
+  expect(stored.length).toBe(answered.length);
+  // Handed over, not failed over: each event exactly once.
+  const ids = new Set(answered.map((a) => a.activationId));
+  const events = reader.on(TOPICS.activations).filter((r) => ids.has(String(r.event.data.activationId)));
+  expect(new Set(events.map((r) => String(r.event.data.activationId))).size).toBe(ids.size);
+  expect(events.length).toBe(ids.size);
 });
 
 it("a bank limited to 100/s, offered 300/s spread over three instances, gets at most 110/s; the limit holds and is used up again after an instance dies", async () => {

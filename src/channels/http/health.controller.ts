@@ -22,7 +22,7 @@ export class HealthController implements OnApplicationShutdown {
     let status = 200;
     let body: unknown;
     try {
-      body = await this.health.check([() => this.readiness.store_(), () => this.readiness.kafka_(), () => this.readiness.outbox(), () => this.readiness.instance()]);
+      body = await this.health.check([() => this.readiness.store_(), () => this.readiness.kafka_(), () => this.readiness.outbox(), () => this.readiness.instance(), () => this.readiness.lifecycle()]);
     } catch (error) {
       status = 503;
       body = (error as { getResponse?: () => unknown }).getResponse?.() ?? { status: 'error', error: { readiness: { status: 'down', message: (error as Error).message } } };
