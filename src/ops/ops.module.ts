@@ -12,6 +12,7 @@ import { OpsView } from './live/ops-view';
 import { OpsViewConsumer } from './live/ops-view.consumer';
 import { OpsLiveFeed } from './live/ops-live-feed';
 import { OperatorAccess } from './live/operator-access';
+import { DeploymentStatus } from './live/deployment-status';
 
 /** The ATM listener registers how to count its connections (it is built after this module). */
 let isoConnections: () => number = () => 0;
@@ -19,7 +20,7 @@ export function countIsoConnectionsWith(counter: () => number): void {
   isoConnections = counter;
 }
 
-/** The ops stream (request-handled and per-minute summaries), metrics, and the live page's reader of that stream. */
+/** The ops stream (request-handled and per-minute summaries), metrics, and the live page's reader of that stream and of the deployment. */
 @Module({
   imports: [OutboxModule],
   providers: [
@@ -41,9 +42,14 @@ export function countIsoConnectionsWith(counter: () => number): void {
       useFactory: (kafka: KafkaConnection, view: OpsView, config: GatewayConfig, logger: JsonLogger) =>
         new OpsViewConsumer(kafka.kafka, view, config.GATEWAY_ID, config.KAFKA_CONSUMER_MAX_WAIT_MS, logger),
     },
-    { provide: OpsLiveFeed, inject: [OpsView, OpsViewConsumer], useFactory: (view: OpsView, consumer: OpsViewConsumer) => new OpsLiveFeed(view, () => consumer.live) },
+    { provide: DeploymentStatus, inject: [Store], useFactory: (store: Store) => new DeploymentStatus(store.dataSource) },
+    {
+      provide: OpsLiveFeed,
+      inject: [OpsView, OpsViewConsumer, DeploymentStatus],
+      useFactory: (view: OpsView, consumer: OpsViewConsumer, deployment: DeploymentStatus) => new OpsLiveFeed(view, () => consumer.live, () => deployment.current()),
+    },
     { provide: OperatorAccess, inject: [GatewayConfig], useFactory: (config: GatewayConfig) => new OperatorAccess(config.OPS_TOKEN) },
   ],
-  exports: [OpsRecorder, GatewayMetrics, OpsViewConsumer, OpsLiveFeed, OperatorAccess],
+  exports: [OpsRecorder, GatewayMetrics, OpsViewConsumer, OpsLiveFeed, OperatorAccess, DeploymentStatus],
 })
 export class OpsModule {}

@@ -12,7 +12,8 @@ import { OPS_TOKEN, TestEnvironment } from '../support/test-environment';
  * The live operations page (issue 4, acceptance 5) in headless Chromium:
  * mixed traffic on every channel goes in; the page, fed only by the
  * gateway's own consumer of the ops topic, shows each bank and channel
- * with the outcomes that were sent.
+ * with the outcomes that were sent; and the deployment: the instances
+ * sharing the database and the parked outbox events.
  */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -159,11 +160,39 @@ it('after mixed traffic on every channel, shows each bank and channel with the o
     for (const cause of ['MOBILE_MISMATCH', 'NOT_REGISTERED', 'INVALID_NATIONAL_ID']) expect(causes).toContain(cause);
     expect(await page.locator('#kpi-accepted').innerText()).toBe('7');
 
-    // The same window as JSON, as contracts/openapi.yaml describes it.
+    // The deployment: this gateway alive with every relay slot (it is alone), and no parked event yet.
+    const ready = await fetch(`${env.baseUrl}/health/ready`);
+    const instanceId = ((await ready.json()) as { details: { instance: { instanceId: string } } }).details.instance.instanceId;
+    expect(instanceId).toMatch(/-[0-9]+$/); // hostname-pid, the default GATEWAY_INSTANCE_ID
+    const row = `#instance-rows tr[data-instance="${instanceId}"]`;
+    await page.waitForFunction((selector) => {
+      // Runs in the page, typed here as above.
+      type Row = { getAttribute(name: string): string | null; querySelector(selector: string): { textContent: string | null } | null };
+      const found = (globalThis as unknown as { document: { querySelector(selector: string): Row | null } }).document.querySelector(selector);
+      return found?.getAttribute('data-state') === 'alive' && found.querySelector('[data-slots]')?.textContent === '16';
+    }, row);
+    expect(await page.locator('#instance-rows tr').count()).toBe(1);
+    expect(await page.locator(row).innerText()).toContain(instanceId);
+    expect(await page.locator('#deployment-summary').innerText()).toBe('1 instance alive');
+    expect(await page.locator('#parked').getAttribute('class')).not.toContain('warning');
+
+    // An event Kafka kept refusing, parked as the relay parks one: the page warns and says what to run.
+    await env.database.query(
+      `INSERT INTO outbox_event (topic, message_key, payload, parked_at, next_attempt_at, attempts, last_error)
+       VALUES ('absher.gateway.ops.v1', 'TSTA', '{"id":"x","type":"t"}', now(), 'infinity', 10, 'UNKNOWN_TOPIC_OR_PARTITION: test')`,
+    );
+    await page.waitForSelector('#parked.warning[data-parked="1"]', { timeout: 10_000 });
+    expect(await page.locator('#parked-count').innerText()).toBe('1');
+    const hint = await page.locator('#parked-hint').innerText();
+    expect(hint).toContain('npm run cli -- outbox parked');
+    expect(hint).toContain('npm run cli -- outbox requeue');
+
+    // The same window and deployment as JSON, as contracts/openapi.yaml describes them.
     const { status, body } = await snapshot();
     expect(status).toBe(200);
     expectOpenApiSchema('OpsSnapshot', body);
     expect((body.series as { bankCode: string; channel: string }[]).map((s) => `${s.bankCode}/${s.channel}`).sort()).toEqual(Object.keys(expected).sort());
+    expect(body.deployment).toMatchObject({ liveInstances: 1, parkedEvents: 1, stale: false, instances: [{ instanceId, live: true, relaySlots: Array.from({ length: 16 }, (_, slot) => slot) }] });
 
     // No personal data reaches the page (the ops topic carries none).
     const html = await page.content();

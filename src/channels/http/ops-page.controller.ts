@@ -1,5 +1,6 @@
 import { BeforeApplicationShutdown, Controller, Get, Inject, Post, Req, Res } from '@nestjs/common';
 import { FastifyReply, FastifyRequest } from 'fastify';
+import { DeploymentStatus } from '../../ops/live/deployment-status';
 import { OpsLiveFeed } from '../../ops/live/ops-live-feed';
 import { OperatorAccess } from '../../ops/live/operator-access';
 import { opsLoginPage, opsPage, PageWithPolicy } from '../../ops/live/ops-page';
@@ -7,7 +8,8 @@ import { OpsViewConsumer } from '../../ops/live/ops-view.consumer';
 
 /**
  * The live operations page (issue 4): `/ops` (HTML), `/ops/stream`
- * (server-sent events), `/ops/snapshot` (the same data as JSON, for scripts).
+ * (server-sent events), `/ops/snapshot` (the same data as JSON, for scripts),
+ * each with the deployment: instances sharing the database, parked events.
  * Operators only: open on the development defaults, OPS_TOKEN otherwise.
  */
 @Controller('ops')
@@ -16,6 +18,7 @@ export class OpsPageController implements BeforeApplicationShutdown {
     @Inject(OpsLiveFeed) private readonly feed: OpsLiveFeed,
     @Inject(OpsViewConsumer) private readonly consumer: OpsViewConsumer,
     @Inject(OperatorAccess) private readonly access: OperatorAccess,
+    @Inject(DeploymentStatus) private readonly deployment: DeploymentStatus,
   ) {}
 
   @Get()
@@ -57,9 +60,11 @@ export class OpsPageController implements BeforeApplicationShutdown {
   }
 
   @Get('snapshot')
-  snapshot(@Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
+  async snapshot(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     if (this.refused(request, reply)) return;
-    const snapshot = { live: this.consumer.live, pagesConnected: this.feed.connected, ...this.feed.snapshot() };
+    // Waits (a second at most) for a read under way, so a script sees what it just changed; never fails on the store.
+    const deployment = await this.deployment.read();
+    const snapshot = { live: this.consumer.live, pagesConnected: this.feed.connected, ...this.feed.snapshot(), deployment };
     reply.status(200).header('content-type', 'application/json').header('cache-control', 'no-store').send(JSON.stringify(snapshot));
   }
 

@@ -1,4 +1,5 @@
 import { ServerResponse } from 'node:http';
+import { Deployment } from './deployment-status';
 import { OpsView } from './ops-view';
 
 /** Pages connected at once; one more gets 503 rather than slowing the others (each costs a push a second). */
@@ -11,7 +12,8 @@ const MAX_BUFFERED_BYTES = 1024 * 1024;
  * Server-sent events for the live page: a `snapshot` when a page connects,
  * then once a second an `update` with the buckets that changed and the
  * server's time: idle charts keep sliding, and the stream is never quiet
- * long enough for a proxy to close it.
+ * long enough for a proxy to close it. Both carry the deployment (instances,
+ * parked events) as last read: a few hundred bytes, so sent whole each time.
  */
 export class OpsLiveFeed {
   private readonly pages = new Set<ServerResponse>();
@@ -20,6 +22,8 @@ export class OpsLiveFeed {
   constructor(
     private readonly view: OpsView,
     private readonly isLive: () => boolean,
+    /** Never waits and never throws (DeploymentStatus.current): a push must not stall on the store. */
+    private readonly deployment: () => Deployment,
   ) {}
 
   get connected(): number {
@@ -41,7 +45,7 @@ export class OpsLiveFeed {
     });
     response.socket?.setTimeout(0);
     response.write('retry: 2000\n\n');
-    this.send(response, 'snapshot', { live: this.isLive(), ...this.view.snapshot() });
+    this.send(response, 'snapshot', { live: this.isLive(), ...this.view.snapshot(), deployment: this.deployment() });
     this.pages.add(response);
     response.on('close', () => this.pages.delete(response));
     this.timer ??= setInterval(() => this.push(), PUSH_EVERY_MS);
@@ -61,7 +65,8 @@ export class OpsLiveFeed {
     // Taken even when nobody listens, so changes do not pile up for the next page.
     const update = this.view.takeChanges();
     if (this.pages.size === 0) return;
-    for (const page of this.pages) this.send(page, 'update', { live: this.isLive(), ...update });
+    const body = { live: this.isLive(), ...update, deployment: this.deployment() };
+    for (const page of this.pages) this.send(page, 'update', body);
   }
 
   private send(page: ServerResponse, event: string, body: unknown): void {
