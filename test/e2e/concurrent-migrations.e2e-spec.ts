@@ -1,10 +1,10 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import { Client } from 'pg';
 import { MIGRATIONS } from '../../src/database/data-source';
 import { MIGRATIONS_ADVISORY_LOCK } from '../../src/database/store';
 import { DevelopmentBroker } from '../../src/kafka/development-broker';
 import { createTestDatabase, TestDatabase } from '../support/test-database';
-import { GATEWAY_MAIN, testGatewayEnv } from '../support/test-environment';
+import { GatewayProcess } from '../support/gateway-process';
+import { testGatewayEnv } from '../support/test-environment';
 import { TestPki } from '../support/test-pki';
 
 /**
@@ -17,62 +17,6 @@ const onPostgres = process.env.TEST_POSTGRES_URL !== undefined && process.env.TE
 const WAITING = 'waiting for another instance to finish the database migrations';
 const APPLIED = 'database migrations applied';
 const NONE_LEFT = 'another instance applied the database migrations: none left to apply';
-
-/** A gateway as `npm start` runs it; its log lines kept. */
-class GatewayProcess {
-  readonly logs: string[] = [];
-  private readonly child: ChildProcess;
-  private readonly exited: Promise<unknown>;
-
-  constructor(env: Record<string, string>) {
-    this.child = spawn(process.execPath, [GATEWAY_MAIN], { env: { PATH: process.env.PATH ?? '', ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const keep = (chunk: Buffer) => this.logs.push(...chunk.toString().split('\n').filter(Boolean));
-    this.child.stdout!.on('data', keep);
-    this.child.stderr!.on('data', keep);
-    this.exited = new Promise((resolve) => this.child.once('exit', resolve));
-  }
-
-  messages(): string[] {
-    return this.logs.flatMap((line) => {
-      try {
-        return [String(JSON.parse(line).message)];
-      } catch {
-        return [];
-      }
-    });
-  }
-
-  /** The first log entry with this message, once it is written; fails if the process exits first. */
-  async logged(message: string): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    for (;;) {
-      const line = this.logs.find((l) => l.includes(`"message":${JSON.stringify(message)}`));
-      if (line) return JSON.parse(line);
-      if (this.child.exitCode !== null) throw new Error(`gateway exited with ${this.child.exitCode} before logging "${message}":\n${this.logs.slice(-15).join('\n')}`);
-      if (Date.now() > deadline) throw new Error(`gateway did not log "${message}" in time:\n${this.logs.slice(-15).join('\n')}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-
-  async httpPort(): Promise<number> {
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    for (;;) {
-      const match = /"httpPort":(\d+)/.exec(this.logs.join('\n'));
-      if (match) return Number(match[1]);
-      if (this.child.exitCode !== null) throw new Error(`gateway exited with ${this.child.exitCode} before listening:\n${this.logs.slice(-15).join('\n')}`);
-      if (Date.now() > deadline) throw new Error(`gateway did not listen in time:\n${this.logs.slice(-15).join('\n')}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
 
 (onPostgres ? describe : describe.skip)('two gateways starting at once on one empty database', () => {
   const pki = new TestPki();
@@ -95,10 +39,15 @@ class GatewayProcess {
     await broker?.stop();
   });
 
+  /** A gateway as `npm start` runs it, logging at info (the migration messages). */
+  function start(env: Record<string, string>): GatewayProcess {
+    return new GatewayProcess(env, { startTimeoutMs: START_TIMEOUT_MS });
+  }
+
   async function startTwo(): Promise<TestDatabase> {
     database = await createTestDatabase();
-    const env = testGatewayEnv(pki, database, broker);
-    gateways = [new GatewayProcess(env), new GatewayProcess(env)];
+    const env = testGatewayEnv(pki, database, broker, { LOG_LEVEL: 'info' });
+    gateways = [start(env), start(env)];
     return database;
   }
 
@@ -133,8 +82,8 @@ class GatewayProcess {
     await migrating.connect();
     try {
       await migrating.query('SELECT pg_advisory_lock($1::bigint)', [MIGRATIONS_ADVISORY_LOCK]);
-      const env = testGatewayEnv(pki, database, broker);
-      gateways = [new GatewayProcess(env), new GatewayProcess(env)];
+      const env = testGatewayEnv(pki, database, broker, { LOG_LEVEL: 'info' });
+      gateways = [start(env), start(env)];
       await Promise.all(gateways.map((g) => g.logged(WAITING)));
       // A bigint advisory key shows in pg_locks as its high half (classid) and low half (objid).
       const waiters = await migrating.query(

@@ -1,10 +1,10 @@
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DATA_DIR_LOCK_FILE } from '../../src/database/data-dir-lock';
 import { EMBEDDED_DATABASE_URL_FILE } from '../../src/database/store';
-import { GATEWAY_MAIN } from '../support/test-environment';
+import { GatewayProcess } from '../support/gateway-process';
 
 /**
  * Without DATABASE_URL the gateway keeps its embedded database in DATA_DIR,
@@ -17,81 +17,13 @@ const ROOT = join(__dirname, '../..');
 const CLI = join(ROOT, 'dist/tools/cli.js');
 const START_TIMEOUT_MS = 90_000;
 
-/** A gateway as `npm start` runs it: no DATABASE_URL, no KAFKA_BROKERS (the embedded defaults); its log lines kept. */
-class GatewayProcess {
-  readonly logs: string[] = [];
-  readonly exited: Promise<number | null>;
-  private readonly child: ChildProcess;
-
-  constructor(readonly dataDir: string, env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, [GATEWAY_MAIN], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, HTTP_HOST: '127.0.0.1', ISO8583_HOST: '127.0.0.1', HTTP_PORT: '0', ISO8583_PORT: '0', LOG_LEVEL: 'info', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const keep = (chunk: Buffer) => this.logs.push(...chunk.toString().split('\n').filter(Boolean));
-    this.child.stdout!.on('data', keep);
-    this.child.stderr!.on('data', keep);
-    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
-  }
-
-  get pid(): number {
-    return this.child.pid!;
-  }
-
-  get output(): string {
-    return this.logs.join('\n');
-  }
-
-  /** The ports it listens on, once it says so; fails if it exits first. */
-  async listening(): Promise<{ httpPort: number; iso8583Port: number }> {
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    for (;;) {
-      const httpPort = this.field('httpPort');
-      const iso8583Port = this.field('iso8583Port');
-      if (httpPort !== undefined && iso8583Port !== undefined) return { httpPort, iso8583Port };
-      if (this.child.exitCode !== null) throw new Error(`gateway exited with ${this.child.exitCode} before listening:\n${this.logs.slice(-15).join('\n')}`);
-      if (Date.now() > deadline) throw new Error(`gateway did not listen in time:\n${this.logs.slice(-15).join('\n')}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-
-  /** Exits by itself (it must): its exit code. */
-  async exitCode(): Promise<number | null> {
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), START_TIMEOUT_MS);
-    const code = await this.exited;
-    clearTimeout(timer);
-    return code;
-  }
-
-  /** SIGTERM, as an operator stops it; waits for the process to end. */
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
-
-  entries(): Array<Record<string, unknown>> {
-    return this.logs.flatMap((line) => {
-      try {
-        return [JSON.parse(line) as Record<string, unknown>];
-      } catch {
-        return [];
-      }
-    });
-  }
-
-  private field(name: string): number | undefined {
-    const entry = this.entries().find((e) => typeof e[name] === 'number');
-    return entry?.[name] as number | undefined;
-  }
-}
-
 const started: GatewayProcess[] = [];
+/** A gateway as `npm start` runs it: no DATABASE_URL, no KAFKA_BROKERS (the embedded defaults), DATA_DIR `dataDir`, from the project root. */
 function start(dataDir: string, env: Record<string, string> = {}): GatewayProcess {
-  const gateway = new GatewayProcess(dataDir, env);
+  const gateway = new GatewayProcess(
+    { DATA_DIR: dataDir, HTTP_HOST: '127.0.0.1', ISO8583_HOST: '127.0.0.1', HTTP_PORT: '0', ISO8583_PORT: '0', LOG_LEVEL: 'info', ...env },
+    { cwd: ROOT, startTimeoutMs: START_TIMEOUT_MS },
+  );
   started.push(gateway);
   return gateway;
 }
