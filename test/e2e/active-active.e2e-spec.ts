@@ -47,8 +47,11 @@ async function readiness(gateway: StartedGateway): Promise<{ instanceId: string;
   return body.details.instance;
 }
 
-/** Waits until the live instances together own every relay slot, once each, and every partition of both consumed topics. */
-async function waitForFullOwnership(timeoutMs = 30_000): Promise<Array<Awaited<ReturnType<typeof readiness>>>> {
+/**
+ * Waits until the live instances together own every relay slot, once each,
+ * and (unless `relayOnly`) every partition of both consumed topics.
+ */
+async function waitForFullOwnership(timeoutMs = 30_000, relayOnly = false): Promise<Array<Awaited<ReturnType<typeof readiness>>>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const views = await Promise.all(gateways.filter((g): g is StartedGateway => g !== null).map(readiness));
@@ -57,7 +60,8 @@ async function waitForFullOwnership(timeoutMs = 30_000): Promise<Array<Awaited<R
     const complete =
       slots.length === RELAY_SLOT_COUNT &&
       new Set(slots).size === RELAY_SLOT_COUNT &&
-      [TOPICS.registrations, TOPICS.activationResults].every((topic) => partitionsOf(topic).join() === '0,1,2');
+      (relayOnly ||
+        [TOPICS.registrations, TOPICS.activationResults].every((topic) => partitionsOf(topic).join() === '0,1,2'));
     if (complete) return views;
     if (Date.now() > deadline) throw new Error(`ownership incomplete: ${JSON.stringify(views)}`);
     await sleep(100);
@@ -352,7 +356,9 @@ it('a rolling restart under load, one instance at a time behind a load balancer 
       expect(ended.code === 0 || ended.signal === 'SIGTERM').toBe(true);
       gateways[index] = null;
       await startInstance(index);
-      await waitForFullOwnership();
+      // Relay slots only: the development broker answers LeaveGroup with an error kafkajs cannot read,
+      // so a stopped member's partitions wait for its session to expire (with Apache Kafka they move at once).
+      await waitForFullOwnership(30_000, true);
       await sleep(1000);
     }
   } finally {
@@ -379,10 +385,17 @@ it("a bank limited to 100/s, offered 300/s spread over three instances, gets at 
   await promisify(execFile)(process.execPath, [CLI, 'banks', 'set-rate', '--bank', 'TSTB', '--rate', '100'], { env: { PATH: process.env.PATH ?? '', ...env.gatewayEnv() } });
   await sleep(3000);
 
-  /** Open loop: 300 requests a second whatever the answers, round robin over the live instances. */
-  async function offer(seconds: number, warmupSeconds: number): Promise<{ offered: number; accepted: number; refused: number; other: string[] }> {
-    const counted = { offered: 0, accepted: 0, refused: 0, other: [] as string[] };
+  /**
+   * Open loop: 300 requests a second whatever the answers, round robin over
+   * the live instances. The rate accepted is read from the decisions' own
+   * times in the database (a refused request is not stored), over the
+   * seconds after the warm-up: what the gateways let through, whatever the
+   * delays of a busy test machine on the client's side.
+   */
+  async function offer(seconds: number, warmupSeconds: number): Promise<{ acceptedPerSecond: number; offeredPerSecond: number; other: string[] }> {
+    const other: string[] = [];
     const pending: Promise<void>[] = [];
+    const [{ now: startedAt }] = await env.database.query<{ now: Date }>('SELECT now()');
     const start = performance.now();
     const total = Math.round((seconds + warmupSeconds) * 300);
     for (let i = 0; i < total; i++) {
@@ -391,35 +404,37 @@ it("a bank limited to 100/s, offered 300/s spread over three instances, gets at 
       if (wait > 1) await sleep(wait);
       const live = gateways.filter((g): g is StartedGateway => g !== null);
       const gateway = live[i % live.length];
-      const inWindow = i >= warmupSeconds * 300;
       pending.push(
         env
           .send(env.pki.tstb.es256, { requestId: nextRequestId('rl'), body: { nationalId: newNationalId(), mobile: newMobile(), channel: 'PHONE_BANKING' }, baseUrl: gateway.baseUrl })
           .then((answer) => {
-            if (!inWindow) return;
-            counted.offered++;
-            if (answer.status === 429) counted.refused++;
-            else if (answer.status === 200) counted.accepted++;
-            else counted.other.push(`${answer.status} ${answer.json.code}`);
+            if (answer.status !== 200 && answer.status !== 429) other.push(`${answer.status} ${answer.json.code}`);
           }),
       );
     }
+    const sendingSeconds = (performance.now() - start) / 1000;
     await Promise.all(pending);
-    const elapsed = (performance.now() - start) / 1000;
-    log(`offered ${counted.offered} in ${seconds} s (whole run ${elapsed.toFixed(1)} s): ${counted.accepted} accepted (${(counted.accepted / seconds).toFixed(1)}/s), ${counted.refused} refused`);
-    return counted;
+    const decided = await env.database.query<{ at: number }>(
+      `SELECT extract(epoch FROM decided_at - $1::timestamptz)::float AS at FROM activation_request WHERE bank_code = 'TSTB' AND decided_at > $1::timestamptz + make_interval(secs => $2) ORDER BY decided_at`,
+      [startedAt, warmupSeconds],
+    );
+    const windowSeconds = Math.max(1, decided[decided.length - 1].at - warmupSeconds);
+    const acceptedPerSecond = decided.length / windowSeconds;
+    const offeredPerSecond = total / sendingSeconds;
+    log(`offered ${offeredPerSecond.toFixed(0)}/s for ${sendingSeconds.toFixed(1)} s; accepted after the warm-up: ${decided.length} in ${windowSeconds.toFixed(1)} s = ${acceptedPerSecond.toFixed(1)}/s`);
+    return { acceptedPerSecond, offeredPerSecond, other };
   }
 
-  // After a second of warm-up (the bank's one-second burst is spent there), five seconds measured.
+  // After a warm-up of 1.5 s (the bank's one-second burst is spent there), five seconds measured.
   const three = await offer(5, 1.5);
   expect(three.other).toEqual([]);
-  expect(three.accepted / 5).toBeLessThanOrEqual(110);
-  expect(three.accepted / 5).toBeGreaterThanOrEqual(70);
+  expect(three.acceptedPerSecond).toBeLessThanOrEqual(110);
+  expect(three.acceptedPerSecond).toBeGreaterThanOrEqual(80);
 
   await kill(2);
   const two = await offer(5, 1.5);
   expect(two.other).toEqual([]);
-  expect(two.accepted / 5).toBeLessThanOrEqual(110);
-  // The dead instance's share is not lost: the survivors use up the whole budget.
-  expect(two.accepted / 5).toBeGreaterThanOrEqual(70);
+  expect(two.acceptedPerSecond).toBeLessThanOrEqual(110);
+  // The dead instance's share is not lost: the survivors use the whole budget (a fixed third each would give 67/s).
+  expect(two.acceptedPerSecond).toBeGreaterThanOrEqual(80);
 });
