@@ -73,7 +73,7 @@ class Steps {
   async http(instances: GatewayInstance[], concurrency: number): Promise<HttpStep> {
     const signStarted = performance.now();
     const tag = `http${concurrency}x${instances.length}-${Date.now()}`;
-    const requests = prepareJsonRequests(Math.min(SIGNED_PER_SECOND * seconds, concurrency === 1 ? 3000 * seconds : Infinity), this.env.banks, this.customers, tag);
+    const requests = await prepareJsonRequests(Math.min(SIGNED_PER_SECOND * seconds, concurrency === 1 ? 3000 * seconds : Infinity), this.env.banks, this.customers, tag);
     const signMs = performance.now() - signStarted;
     const step = await measureCpu(this.sources(instances), async () => {
       const figures = await runHttpLoad(
@@ -128,7 +128,7 @@ class Steps {
 
   /** The warm-up: JIT, connection pools, the relays' producers. */
   async warmUp(instances: GatewayInstance[]): Promise<void> {
-    await runHttpLoad(instances.map((instance) => instance.baseUrl), prepareJsonRequests(2000, this.env.banks, this.customers, `warm${instances.length}-${Date.now()}`), 32, 2000);
+    await runHttpLoad(instances.map((instance) => instance.baseUrl), await prepareJsonRequests(2000, this.env.banks, this.customers, `warm${instances.length}-${Date.now()}`), 32, 2000);
     await this.watcher.collect();
   }
 }
@@ -215,7 +215,7 @@ async function main(): Promise<void> {
     ceiling = started.process;
     const ceilingLevels: Record<string, LoadFigures> = {};
     for (const concurrency of HTTP_LEVELS) {
-      const requests = prepareJsonRequests(Math.min(SIGNED_PER_SECOND * 2 * seconds, 40_000), env.banks, customers, `ceiling${concurrency}`);
+      const requests = await prepareJsonRequests(Math.min(SIGNED_PER_SECOND * 2 * seconds, 40_000), env.banks, customers, `ceiling${concurrency}`);
       ceilingLevels[concurrency] = await runHttpLoad(started.baseUrl, requests, concurrency, seconds * 1000);
       log(`bench: ceiling (HTTP + signature check only), ${concurrency} clients: ${ceilingLevels[concurrency].perSecond}/s, p99 ${ceilingLevels[concurrency].p99} ms`);
     }
