@@ -15,6 +15,7 @@ interface PendingRow {
 const MAX_BATCH_BYTES = 512 * 1024;
 /** How often slots are rebalanced, held keys re-read and published rows pruned. */
 const ROUND_MS = 1000;
+const IDLE_POLL_MS = 1000;
 const PRUNE_EVERY_MS = 10_000;
 const PRUNE_CHUNK = 5000;
 const MAX_RETRY_DELAY_MS = 300_000;
@@ -52,6 +53,8 @@ export class OutboxRelay {
   private running: Promise<void> | null = null;
   private stopping = false;
   private wake: (() => void) | null = null;
+  /** Set by notify() and cleared before each read: a commit seen while a batch was read is not slept through. */
+  private notified = false;
   private lastError: string | null = null;
   private lastRound = 0;
   private lastPrune = 0;
@@ -71,6 +74,7 @@ export class OutboxRelay {
     private readonly onSlotsChanged: (slots: number[]) => void = () => undefined,
   ) {
     this.log = logger.child('outbox-relay');
+    this.slots.onOutboxWritten(() => this.notify());
   }
 
   start(): void {
@@ -79,6 +83,7 @@ export class OutboxRelay {
 
   /** Something was committed to the outbox: publish now rather than at the next poll. */
   notify(): void {
+    this.notified = true;
     this.wake?.();
   }
 
@@ -121,6 +126,7 @@ export class OutboxRelay {
       await this.roundIfDue();
       let published = 0;
       try {
+        this.notified = false;
         published = await this.publishBatch();
         if (this.lastError) this.log.emit('info', 'publishing to Kafka again', { after: this.lastError });
         this.lastError = null;
@@ -137,7 +143,8 @@ export class OutboxRelay {
       }
       if (published === 0) {
         if (this.stopping) return;
-        await this.sleep(250);
+        // Woken at once by a commit (this instance's, or any instance's through NOTIFY): the poll is a backstop.
+        await this.sleep(IDLE_POLL_MS, true);
       }
     }
   }
@@ -332,7 +339,9 @@ export class OutboxRelay {
     await producer?.disconnect().catch(() => undefined);
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** `idle`: a commit noticed since the last read ends it before it starts (a back-off waits regardless). */
+  private sleep(ms: number, idle = false): Promise<void> {
+    if (idle && this.notified) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms);
       function done() {

@@ -29,6 +29,7 @@ export class RelaySlots {
   private readonly owned = new Set<number>();
   private readonly freeRounds = new Map<number, number>();
   private lost = false;
+  private onWritten: () => void = () => undefined;
   private readonly log: JsonLogger;
 
   constructor(
@@ -38,6 +39,11 @@ export class RelaySlots {
     logger: JsonLogger,
   ) {
     this.log = logger.child('relay-slots');
+  }
+
+  /** Told when any instance commits outbox rows (PostgreSQL NOTIFY, heard on the slot connection). */
+  onOutboxWritten(listener: () => void): void {
+    this.onWritten = listener;
   }
 
   /** The slots this instance may publish now, ascending. */
@@ -112,6 +118,10 @@ export class RelaySlots {
     // The server's side of the same bound: a peer that vanished without closing its socket (network
     // cut, host lost) loses its locks after about 4 + 2 x 2 s. The embedded database ignores these.
     await client.query('SET tcp_keepalives_idle = 4; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 2').catch(() => undefined);
+    // Rows another instance wrote in this instance's slots are published at once, not at the next poll.
+    client.on('notification', () => this.onWritten());
+    await client.query('LISTEN outbox_event').catch((error: Error) => this.log.emit('warn', 'cannot LISTEN for outbox rows; polling only', { error: error.message }));
+    this.onWritten(); // whatever was written while not listening
     this.client = client;
     return client;
   }
