@@ -119,4 +119,14 @@ describe('RateLimiter: one budget for every instance', () => {
     for (let i = 0; i < 60; i++) answers.push(await instances[0].tryTake('TSTR', 90));
     expect(answers.filter(Boolean).length).toBe(30); // 90 / 3 instances: a burst of 30
   });
+
+  it('requests that queue behind a slow lease are served while the budget holds tokens: refused only when it is empty', async () => {
+    const shared = new SharedBudget(() => performance.now());
+    const slow: RateBudget = { lease: async (...args) => (await new Promise((resolve) => setTimeout(resolve, 20)), shared.lease(...args)) };
+    const limiter = new RateLimiter(slow, () => 3);
+    const answers = await Promise.all(Array.from({ length: 150 }, () => limiter.tryTake('TSTR', 100)));
+    // The budget starts with a second's worth: 100 of the 150 at once, not a block or two.
+    expect(answers.filter(Boolean).length).toBeGreaterThanOrEqual(95);
+    expect(answers.filter(Boolean).length).toBeLessThanOrEqual(105);
+  });
 });

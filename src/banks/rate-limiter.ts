@@ -64,6 +64,8 @@ export class PostgresRateBudget implements RateBudget {
 const LEASE_TTL_MS = 1000;
 /** A lease asks for this share of a second's budget (at least one token): about 20 leases a second per busy bank, whatever the instance count. */
 const BLOCK_FRACTION = 0.05;
+/** A request waits for at most this many leases (each one statement) before it is refused. */
+const MAX_LEASE_ROUNDS = 8;
 /** After the store failed to answer a lease, the local fallback is used this long before asking again. */
 const FALLBACK_MS = 1000;
 
@@ -103,7 +105,9 @@ export class RateLimiter {
 
   async tryTake(bankCode: string, perSecond: number): Promise<boolean> {
     const lease = this.leaseOf(bankCode);
-    for (let round = 0; round < 2; round++) {
+    // Refused only when the shared budget was found empty: requests that queued behind a slow lease and
+    // found its block spent ask again, so a busy instance is not held below the rate by its own queue.
+    for (let round = 0; round < MAX_LEASE_ROUNDS; round++) {
       const now = this.clock();
       if (lease.tokens >= 1 && now < lease.expiresAt) {
         lease.tokens--;
@@ -132,8 +136,10 @@ export class RateLimiter {
   }
 
   private async renew(bankCode: string, perSecond: number, lease: LocalLease): Promise<void> {
+    // One turn of the event loop first, so requests arriving together are counted in one lease.
+    await new Promise((resolve) => setImmediate(resolve));
     const block = Math.max(1, Math.ceil(perSecond * BLOCK_FRACTION));
-    const wanted = Math.max(block, lease.waiting);
+    const wanted = Math.min(Math.ceil(perSecond), Math.max(block, lease.waiting));
     try {
       const { granted, available } = await this.budget.lease(bankCode, perSecond, wanted);
       const now = this.clock();
