@@ -3,12 +3,10 @@ import { readFileSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
-import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { parseCertificateBundle } from '../libs/pki';
 import { AppModule } from './app.module';
-import { configureHttpChannel } from './channels/http/http-channel';
-import { BODY_LIMIT_BYTES, HEADER_LIMIT_BYTES } from './channels/http/http-channel';
-import { connectionErrorHandler } from './channels/http/http-exception.filter';
+import { configureHttpChannel, createHttpAdapter } from './channels/http/http-channel';
 import { ResponseSigner } from './channels/http/response-signer';
 import { BankDirectory } from './banks/bank-directory';
 import { OpsRecorder } from './ops/ops-recorder';
@@ -51,25 +49,7 @@ export async function createGateway(config: GatewayConfig, logger: JsonLogger): 
   const signer = loadResponseSigner(config, logger);
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, logger),
-    new FastifyAdapter({
-      bodyLimit: BODY_LIMIT_BYTES,
-      requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
-      // A backstop for a connection gone quiet after its request was read. Later than the request
-      // timeout, so a client that stops sending mid-request is told 408 rather than dropped silently.
-      connectionTimeout: config.HTTP_REQUEST_TIMEOUT_MS + 10_000,
-      http: {
-        maxHeaderSize: HEADER_LIMIT_BYTES,
-        headersTimeout: config.HTTP_HEADERS_TIMEOUT_MS,
-        // Node checks both timeouts only this often (by default every 30 s, which would let a
-        // slowloris client hold a connection up to twice as long as configured).
-        connectionsCheckingInterval: Math.min(1_000, Math.floor(config.HTTP_HEADERS_TIMEOUT_MS / 4)),
-      },
-      clientErrorHandler: connectionErrorHandler(
-        { headerLimitBytes: HEADER_LIMIT_BYTES, headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS },
-        logger,
-      ),
-      return503OnClosing: true,
-    }),
+    createHttpAdapter(signer, { requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS, headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS }, logger),
     { bodyParser: false, logger, abortOnError: false },
   );
   const directory = app.get(BankDirectory);

@@ -1,16 +1,89 @@
-import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { FastifyRequest } from 'fastify';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Channel } from '../../activation/activation.types';
 import { ErrorCode } from '../../common/gateway-error';
 import { JsonLogger } from '../../logging/json-logger';
 import { OpsRecorder } from '../../ops/ops-recorder';
-import { HttpExceptionFilter } from './http-exception.filter';
+import { connectionErrorHandler, ConnectionLimits, HttpExceptionFilter, isUnrouted, unroutedProblem } from './http-exception.filter';
+import { sendProblem } from './problem';
 import { requestIdOf, requestPath } from './request-context';
 import { ResponseSigner } from './response-signer';
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 /** Request line and headers together (issue 5); Node's default is 16 KiB. A bank's request needs about 1 KiB. */
 export const HEADER_LIMIT_BYTES = 8 * 1024;
+/** The router's limit on one path parameter (Fastify's default); a request id is at most 64 characters. */
+export const MAX_PARAM_LENGTH = 100;
+
+export interface HttpLimits {
+  requestTimeoutMs: number;
+  headersTimeoutMs: number;
+}
+
+/**
+ * Fastify for the bank port. What goes wrong before Nest routes a request is
+ * answered as a problem too, signed, echoing nothing: bytes that are not
+ * HTTP (clientErrorHandler), a URL the router cannot read or a path
+ * parameter over its limit (frameworkErrors), and no Host (Node's own bare
+ * 400 is turned off; the onRequest hook in configureHttpChannel answers it).
+ */
+export function createHttpAdapter(signer: ResponseSigner, limits: HttpLimits, logger: JsonLogger): FastifyAdapter {
+  const connectionLimits: ConnectionLimits = { headerLimitBytes: HEADER_LIMIT_BYTES, headersTimeoutMs: limits.headersTimeoutMs, requestTimeoutMs: limits.requestTimeoutMs };
+  return new FastifyAdapter({
+    bodyLimit: BODY_LIMIT_BYTES,
+    requestTimeout: limits.requestTimeoutMs,
+    // A backstop for a connection gone quiet after its request was read. Later than the request
+    // timeout, so a client that stops sending mid-request is told 408 rather than dropped silently.
+    connectionTimeout: limits.requestTimeoutMs + 10_000,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    http: {
+      maxHeaderSize: HEADER_LIMIT_BYTES,
+      headersTimeout: limits.headersTimeoutMs,
+      // Node checks both timeouts only this often (by default every 30 s, which would let a
+      // slowloris client hold a connection up to twice as long as configured).
+      connectionsCheckingInterval: Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4)),
+      requireHostHeader: false,
+    },
+    clientErrorHandler: connectionErrorHandler(connectionLimits, logger),
+    // Called with a bare request and reply: no hooks run on them, so the answer is signed here
+    // (over the bytes sendProblem writes: the same JSON.stringify of the same object).
+    frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+      const { code, detail } = routerError(error);
+      const problem = unroutedProblem(request, code, detail);
+      reply.header('x-jws-signature', signatureOf(signer, request, Buffer.from(JSON.stringify(problem))));
+      sendProblem(reply, problem);
+    },
+    return503OnClosing: true,
+  });
+}
+
+/** The router's own errors, said without the URL they quote. */
+function routerError(error: { code?: string; statusCode?: number }): { code: ErrorCode; detail: string } {
+  switch (error.code) {
+    case 'FST_ERR_BAD_URL':
+      return { code: 'MALFORMED_REQUEST', detail: 'the request path is not valid percent-encoded UTF-8' };
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return { code: 'MALFORMED_REQUEST', detail: `a path segment is longer than ${MAX_PARAM_LENGTH} characters` };
+  }
+  return (error.statusCode ?? 500) < 500
+    ? { code: 'MALFORMED_REQUEST', detail: 'the request could not be routed' }
+    : { code: 'INTERNAL_ERROR', detail: 'the gateway could not answer this request; it has been logged' };
+}
+
+/** The response signature; an unrouted request's own X-Request-Id is not echoed as its jti. */
+function signatureOf(signer: ResponseSigner, request: FastifyRequest, bytes: Buffer): string {
+  const jti = (isUnrouted(request) ? null : requestIdOf(request)) ?? `gateway-${request.id}`;
+  return signer.sign(jti, request.method, requestPath(request), bytes);
+}
+
+/** RFC 9112 3.2: an HTTP/1.1 request with no Host, or more than one, is answered 400. */
+function hostIsMissingOrRepeated(request: FastifyRequest): boolean {
+  const raw = request.raw;
+  if (raw.httpVersionMajor !== 1 || raw.httpVersionMinor !== 1) return false;
+  let hosts = 0;
+  for (let i = 0; i < raw.rawHeaders.length; i += 2) if (raw.rawHeaders[i].toLowerCase() === 'host') hosts++;
+  return hosts !== 1;
+}
 
 /**
  * Fastify set up for signed JSON: bodies are kept as the exact bytes
@@ -29,10 +102,14 @@ export function configureHttpChannel(app: NestFastifyApplication, signer: Respon
   fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: BODY_LIMIT_BYTES }, (_request: FastifyRequest, body: Buffer, done: (err: Error | null, body?: Buffer) => void) =>
     done(null, body),
   );
+  fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    if (!hostIsMissingOrRepeated(request)) return;
+    sendProblem(reply, unroutedProblem(request, 'MALFORMED_REQUEST', 'an HTTP/1.1 request must carry exactly one Host header'));
+    return reply;
+  });
   fastify.addHook('onSend', async (request, reply, payload) => {
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.isBuffer(payload) ? payload : Buffer.alloc(0);
-    const jti = requestIdOf(request) ?? `gateway-${request.id}`;
-    reply.header('x-jws-signature', signer.sign(jti, request.method, requestPath(request), bytes));
+    reply.header('x-jws-signature', signatureOf(signer, request, bytes));
     return bytes;
   });
   fastify.addHook('onResponse', async (request, reply) => {

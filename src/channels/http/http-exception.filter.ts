@@ -4,13 +4,31 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException } from '@nestjs/co
 import { FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode, GatewayError } from '../../common/gateway-error';
 import { JsonLogger } from '../../logging/json-logger';
-import { httpStatusOf, Problem, problemOf } from './problem';
+import { Problem, problemOf, sendProblem } from './problem';
 import { requestIdOf, requestPath } from './request-context';
+
+/**
+ * A request that matched no route (no such path or method, a URL the router
+ * cannot read, no Host). Its answer echoes nothing the caller sent: no
+ * `instance`, no `requestId`, and the signature's `jti` is the gateway's own.
+ */
+const unrouted = new WeakSet<FastifyRequest>();
+
+export function isUnrouted(request: FastifyRequest): boolean {
+  return unrouted.has(request);
+}
+
+/** The problem for a request that never reached a route: nothing of the request in it. */
+export function unroutedProblem(request: FastifyRequest, code: ErrorCode, detail: string): Problem {
+  unrouted.add(request);
+  (request as { problemCode?: string }).problemCode = code;
+  return problemOf(code, detail, null);
+}
 
 /**
  * Every error on the HTTP side becomes an RFC 9457 problem with a stable
  * code: ours (GatewayError), Fastify's (body too large, bad content length)
- * and Nest's (no such route).
+ * and Nest's (no such route or method: 404 NOT_FOUND, echoing nothing).
  */
 @Catch()
 export class HttpExceptionFilter implements ExceptionFilter {
@@ -20,20 +38,18 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const http = host.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
-    const { code, detail, bodyTooLarge } = this.classify(exception, request);
+    const { code, detail, bodyTooLarge, noRoute } = this.classify(exception, request);
     const requestId = requestIdOf(request);
-    const problem = problemOf(code, detail, requestId, requestPath(request));
+    const problem = noRoute || isUnrouted(request) ? unroutedProblem(request, code, detail) : problemOf(code, detail, requestId, requestPath(request));
     (request as { problemCode?: string }).problemCode = code;
     if (code === 'INTERNAL_ERROR') {
       this.logger.emit('error', 'unexpected error answering an HTTP request', { error: exception, path: requestPath(request), requestId });
     }
     if (bodyTooLarge) keepReadingAfterEarlyAnswer(request, reply);
-    if (code === 'RATE_LIMITED') reply.header('retry-after', '1');
-    if (code === 'UNAVAILABLE') reply.header('retry-after', '5');
-    reply.status(httpStatusOf(code)).header('content-type', 'application/problem+json').send(JSON.stringify(problem));
+    sendProblem(reply, problem);
   }
 
-  private classify(exception: unknown, request: FastifyRequest): { code: ErrorCode; detail: string; bodyTooLarge?: true } {
+  private classify(exception: unknown, request: FastifyRequest): { code: ErrorCode; detail: string; bodyTooLarge?: true; noRoute?: true } {
     if (exception instanceof GatewayError) return { code: exception.code, detail: exception.detail };
     const fastifyCode = (exception as { code?: string })?.code;
     // The body stream broke off: the client closed the connection, or the request timeout cut it off.
@@ -53,12 +69,14 @@ export class HttpExceptionFilter implements ExceptionFilter {
     // Nest hands Fastify's errors over as an HttpException with their status (413: the body is too large).
     if (status === 413) return { code: 'MALFORMED_REQUEST', detail: 'the body is larger than 16 KiB', bodyTooLarge: true };
     if (exception instanceof HttpException && status !== undefined) {
-      if (status === 404) return { code: 'NOT_FOUND', detail: `no such endpoint: ${request.method} ${requestPath(request)}` };
-      if (status === 405) return { code: 'MALFORMED_REQUEST', detail: `${request.method} is not allowed here` };
+      // Nest's answer to a path or method no route has (it never says 405). The path and method are the caller's: not echoed.
+      if (status === 404) return { code: 'NOT_FOUND', detail: 'no endpoint answers this method and path', noRoute: true };
+      if (status === 405) return { code: 'MALFORMED_REQUEST', detail: 'this method is not allowed here', noRoute: true };
       if (status < 500) return { code: 'MALFORMED_REQUEST', detail: exception.message };
     }
+    // Fastify's messages may quote the URL or a header: only its code is said.
     if (typeof fastifyCode === 'string' && fastifyCode.startsWith('FST_')) {
-      return { code: 'MALFORMED_REQUEST', detail: (exception as Error).message };
+      return { code: 'MALFORMED_REQUEST', detail: `the request could not be read (${fastifyCode})` };
     }
     return { code: 'INTERNAL_ERROR', detail: 'the gateway could not answer this request; it has been logged' };
   }

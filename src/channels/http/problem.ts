@@ -1,3 +1,4 @@
+import { FastifyReply } from 'fastify';
 import { ErrorCode } from '../../common/gateway-error';
 
 /** RFC 9457 problem details with the gateway's stable code. */
@@ -69,4 +70,11 @@ export function problemOf(code: ErrorCode, detail: string, requestId: string | n
     ...(instance ? { instance } : {}),
     requestId,
   };
+}
+
+/** The one way a problem goes on the wire (the exception filter, the router's errors, the Host check). */
+export function sendProblem(reply: FastifyReply, problem: Problem): FastifyReply {
+  if (problem.code === 'RATE_LIMITED') reply.header('retry-after', '1');
+  if (problem.code === 'UNAVAILABLE') reply.header('retry-after', '5');
+  return reply.status(problem.status).header('content-type', 'application/problem+json').send(JSON.stringify(problem));
 }
