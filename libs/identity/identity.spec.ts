@@ -74,4 +74,42 @@ describe('redaction', () => {
     const text = '2026-11-23T10:00:00.000Z 3f1c2a9e-8d7b-4c6a-9e0f-1a2b3c4d5e6f';
     expect(redactPersonalData(text)).toBe(text);
   });
+
+  describe('inside an ISO 8583 field-48 TLV string', () => {
+    it.each([
+      ['NI0101000000008MN0100512345678', ['1000000008', '0512345678', '512345678'], 'NI0101*******08MN01005******78'],
+      ['NI0101234567890MN013+966512345678', ['1234567890', '966512345678', '512345678'], 'NI0101*******90MN013+9665******78'],
+      ['"48":"MN01400966512345678NI0102000000006"', ['00966512345678', '2000000006', '512345678'], '"48":"MN014009665******78NI0102*******06"'],
+      ['XX003abcNI0101000000008', ['1000000008'], 'XX003abcNI0101*******08'],
+      ['AB0101000000008', ['1000000008'], 'AB0101*******08'],
+      ['NI00512345', ['12345'], 'NI005*****'],
+    ])('masks %s', (text, secrets, expected) => {
+      const out = redactPersonalData(text);
+      for (const secret of secrets) expect(out).not.toContain(secret);
+      expect(out).toBe(expected);
+    });
+
+    it('leaves other elements, and TLV-shaped text that holds no personal data, as they are', () => {
+      expect(redactPersonalData('XX003abcYY0021Z')).toBe('XX003abcYY0021Z');
+      expect(redactPersonalData('tag AB012 length 2026-11-23T10:00:00.000Z')).toBe('tag AB012 length 2026-11-23T10:00:00.000Z');
+    });
+
+    it('masks every ID and mobile in any field-48 string the ATM channel could be sent', () => {
+      const id = fc.tuple(fc.constantFrom('1', '2'), fc.stringMatching(/^[0-9]{8}$/)).map(([first, rest]) => withCheckDigit(first + rest));
+      const mobile = fc.tuple(fc.constantFrom('05', '5', '9665', '009665', '+9665'), fc.stringMatching(/^[0-9]{8}$/)).map(([prefix, rest]) => prefix + rest);
+      const other = fc.tuple(fc.stringMatching(/^[A-Z][A-Z0-9]$/).filter((t) => t !== 'NI' && t !== 'MN'), fc.stringMatching(/^[a-z ]{0,12}$/));
+      fc.assert(
+        fc.property(id, mobile, fc.array(other, { maxLength: 3 }), fc.boolean(), (nationalId, phone, extras, idFirst) => {
+          const elements: Array<[string, string]> = idFirst ? [['NI', nationalId], ['MN', phone]] : [['MN', phone], ['NI', nationalId]];
+          elements.splice(1, 0, ...extras);
+          const text = elements.map(([tag, value]) => `${tag}${String(value.length).padStart(3, '0')}${value}`).join('');
+          const out = redactPersonalData(`field 48 ${text} refused`);
+          expect(out).not.toContain(nationalId);
+          expect(out).not.toContain(phone.slice(-9));
+          expect(out.length).toBe(`field 48 ${text} refused`.length);
+        }),
+        { seed: 48, numRuns: 1000 },
+      );
+    });
+  });
 });

@@ -64,6 +64,24 @@ describe('detached JWS', () => {
     expect(await problemOf(() => parseDetachedJws(`${p}..AAAA`))).toBe('HEADER_INVALID');
   });
 
+  it.each([
+    ['alg', `{"alg":"ES256","kid":"k1","iat":1800000000,"iss":"DEVB","jti":"r-1","htm":"POST","htu":"/v1/activations","crit":["iat","iss","jti","htm","htu"],"alg":"none"}`],
+    ['jti', `{"alg":"ES256","kid":"k1","iat":1800000000,"iss":"DEVB","jti":"r-1","jti":"r-2","htm":"POST","htu":"/v1/activations","crit":["iat","iss","jti","htm","htu"]}`],
+  ])('refuses a protected header that repeats %s, naming it', async (name, json) => {
+    const p = Buffer.from(json).toString('base64url');
+    const error = await (async () => {
+      try {
+        parseDetachedJws(`${p}..AAAA`);
+      } catch (e) {
+        return e as JwsError;
+      }
+      throw new Error('accepted');
+    })();
+    expect(error).toBeInstanceOf(JwsError);
+    expect(error.problem).toBe('HEADER_INVALID');
+    expect(error.message).toContain(`"${name}"`);
+  });
+
   it('a signature by another key is a mismatch', async () => {
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const jws = parseDetachedJws(signDetached({ ...header, alg: 'ES256' }, body, other.privateKey));

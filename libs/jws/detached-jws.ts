@@ -1,5 +1,6 @@
 import { constants, KeyObject, sign } from 'node:crypto';
 import { flattenedVerify } from 'jose';
+import { parseStrictJson, StrictJsonError } from '../json';
 
 /**
  * Detached JWS (RFC 7515 appendix F) as the partner interface uses it (spec 3.3):
@@ -51,8 +52,12 @@ export function parseDetachedJws(compact: string): ParsedDetachedJws {
   }
   let header: unknown;
   try {
-    header = JSON.parse(Buffer.from(protectedSegment, 'base64url').toString('utf8'));
-  } catch {
+    // Strict: with a repeated member ("alg" twice) JSON.parse keeps the last and jose or a bank's library may read another.
+    header = parseStrictJson(Buffer.from(protectedSegment, 'base64url').toString('utf8'));
+  } catch (error) {
+    if (error instanceof StrictJsonError && error.problem === 'DUPLICATE_MEMBER') {
+      throw new JwsError('HEADER_INVALID', `the JWS protected header repeats the member ${JSON.stringify(error.member?.name.slice(0, 40))}; member names must be unique`);
+    }
     throw new JwsError('MALFORMED', 'the JWS protected header is not JSON');
   }
   return { protectedSegment, signatureSegment, header: checkHeader(header) };

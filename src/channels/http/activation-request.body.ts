@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { IsIn, IsOptional, registerDecorator, validateSync, ValidationArguments } from 'class-validator';
 import { checkNationalId, normalizeMobile } from '../../../libs/identity';
+import { parseStrictJson, StrictJsonError } from '../../../libs/json';
 import { GatewayError } from '../../common/gateway-error';
 
 /** Channels this API serves; ATM activations come over ISO 8583 (spec 4). */
@@ -68,9 +69,11 @@ export function parseActivationRequest(body: Buffer): ActivationRequest {
   }
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    // Strict (spec 3.3): a repeated member or a lone surrogate would let the bank's reading and ours differ.
+    json = parseStrictJson(text);
   } catch (error) {
-    throw new GatewayError('MALFORMED_REQUEST', `the body is not JSON: ${(error as Error).message.slice(0, 120)}`);
+    if (!(error instanceof StrictJsonError)) throw error;
+    throw new GatewayError('MALFORMED_REQUEST', bodyProblem(error));
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new GatewayError('MALFORMED_REQUEST', 'the body must be a JSON object');
   const unknown = Object.keys(json).filter((key) => !(FIELDS as readonly string[]).includes(key));
@@ -83,7 +86,8 @@ export function parseActivationRequest(body: Buffer): ActivationRequest {
   dto.nationalId = source.nationalId as string;
   dto.mobile = source.mobile as string;
   dto.channel = source.channel as SignedJsonChannel;
-  if (source.customerReference !== undefined) dto.customerReference = source.customerReference as string;
+  // null is the same as absent (contracts: activation-request.schema.json); the store has no other absence.
+  if (source.customerReference !== undefined && source.customerReference !== null) dto.customerReference = source.customerReference as string;
   const errors = validateSync(dto);
   if (errors.length) {
     const failures = errors.map((error) => ({
@@ -101,6 +105,18 @@ export function parseActivationRequest(body: Buffer): ActivationRequest {
     channel: dto.channel,
     customerReference: dto.customerReference ?? null,
   };
+}
+
+function bodyProblem(error: StrictJsonError): string {
+  switch (error.problem) {
+    case 'DUPLICATE_MEMBER':
+      return `the body repeats a member: ${error.message}; member names must be unique`;
+    case 'LONE_SURROGATE':
+      return `the body has a string with ${error.message}; strings must be well-formed Unicode`;
+    case 'SYNTAX':
+    case 'TOO_DEEP':
+      return `the body is not JSON: ${error.message.slice(0, 120)}`;
+  }
 }
 
 /**

@@ -8,7 +8,7 @@ import { BankProfile } from '../../banks/bank-directory';
 import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayError } from '../../common/gateway-error';
 import { parseActivationRequest } from './activation-request.body';
-import { header, isWellFormedRequestId, requestPath } from './request-context';
+import { header, isWellFormedRequestId, REQUEST_ID_RULE, requestPath } from './request-context';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -28,7 +28,7 @@ export class ActivationsController {
     const body = Buffer.isBuffer(request.body) ? request.body : EMPTY;
     const bank = await this.authenticate(request, body);
     const requestId = header(request, 'x-request-id');
-    if (!isWellFormedRequestId(requestId)) throw new GatewayError('MALFORMED_REQUEST', 'X-Request-Id must be 1-64 characters of [A-Za-z0-9._:-]');
+    if (!isWellFormedRequestId(requestId)) throw new GatewayError('MALFORMED_REQUEST', `X-Request-Id must be ${REQUEST_ID_RULE}`);
     const contentType = header(request, 'content-type') ?? '';
     if (!/^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(contentType)) {
       throw new GatewayError('MALFORMED_REQUEST', 'Content-Type must be application/json');
@@ -52,7 +52,7 @@ export class ActivationsController {
   @Get(':requestId')
   async status(@Param('requestId') requestId: string, @Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const bank = await this.authenticate(request, EMPTY);
-    if (!isWellFormedRequestId(requestId)) throw new GatewayError('NOT_FOUND', 'request ids are 1-64 characters of [A-Za-z0-9._:-]');
+    if (!isWellFormedRequestId(requestId)) throw new GatewayError('NOT_FOUND', `request ids are ${REQUEST_ID_RULE}`);
     const view = await this.queries.byRequestId(bank.code, requestId);
     reply.status(200).header('content-type', 'application/json').send(JSON.stringify(view));
   }

@@ -1,6 +1,9 @@
 import { FastifyRequest } from 'fastify';
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+/** At least one letter or digit: `.` and `..` are path segments that URL-normalising clients drop, so no GET could name them. */
+const REQUEST_ID = /^(?=[._:-]*[A-Za-z0-9])[A-Za-z0-9._:-]{1,64}$/;
+/** The rule in words, for problem details. */
+export const REQUEST_ID_RULE = '1-64 characters of [A-Za-z0-9._:-], at least one of them a letter or digit';
 
 /** The path as sent, without the query string: what `htu` must equal. */
 export function requestPath(request: FastifyRequest): string {
