@@ -40,6 +40,28 @@ export class GatewayConfig {
   @Max(86_400_000)
   ISO8583_IDLE_TIMEOUT_MS = 300_000;
 
+  /** ATM switch connections open at once; one more is closed at once, unserved. */
+  @IsInt({ message: 'must be a whole number' })
+  @Min(1)
+  @Max(100_000)
+  ISO8583_MAX_CONNECTIONS = 1000;
+
+  /** ATM switch connections open at once from one IP address; one more is closed at once, unserved. */
+  @IsInt({ message: 'must be a whole number' })
+  @Min(1)
+  @Max(100_000)
+  ISO8583_MAX_CONNECTIONS_PER_ADDRESS = 100;
+
+  /**
+   * An ATM switch connection that has sent no MAC-verified message (0200,
+   * 0420/0421) this long after it opened is closed: sign-on and echo carry no
+   * MAC, so alone they do not hold a connection.
+   */
+  @IsInt({ message: 'must be a whole number' })
+  @Min(1000)
+  @Max(86_400_000)
+  ISO8583_UNAUTHENTICATED_TIMEOUT_MS = 30_000;
+
   /**
    * A client that has not sent its whole request line and headers this long
    * after connecting (or after starting a request) is answered 408 and
@@ -229,6 +251,9 @@ const NUMERIC: ReadonlyArray<keyof GatewayConfig> = [
   'DATABASE_POOL_SIZE',
   'KAFKA_CONSUMER_MAX_WAIT_MS',
   'ISO8583_IDLE_TIMEOUT_MS',
+  'ISO8583_MAX_CONNECTIONS',
+  'ISO8583_MAX_CONNECTIONS_PER_ADDRESS',
+  'ISO8583_UNAUTHENTICATED_TIMEOUT_MS',
   'HTTP_HEADERS_TIMEOUT_MS',
   'HTTP_REQUEST_TIMEOUT_MS',
   'OUTBOX_READY_MAX_BACKLOG',

@@ -53,7 +53,16 @@ export class AtmChannelLifecycle implements OnApplicationBootstrap, BeforeApplic
       ) => {
         if (!config.PAN_HASH_KEY) logger.emit('warn', 'PAN_HASH_KEY is unset: PANs are hashed with a development key, for development only');
         const exchange = new AtmExchange(directory, activate, reverse, store.dataSource, config.PAN_HASH_KEY ?? DEVELOPMENT_PAN_HASH_KEY, ops, rateLimiter, logger);
-        const listener = new AtmListener(exchange, config.ISO8583_IDLE_TIMEOUT_MS, logger);
+        const listener = new AtmListener(
+          exchange,
+          {
+            idleTimeoutMs: config.ISO8583_IDLE_TIMEOUT_MS,
+            maxConnections: config.ISO8583_MAX_CONNECTIONS,
+            maxConnectionsPerAddress: config.ISO8583_MAX_CONNECTIONS_PER_ADDRESS,
+            unauthenticatedTimeoutMs: config.ISO8583_UNAUTHENTICATED_TIMEOUT_MS,
+          },
+          logger,
+        );
         countIsoConnectionsWith(() => listener.openConnections);
         return listener;
       },

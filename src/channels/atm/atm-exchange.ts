@@ -42,7 +42,8 @@ export class AtmExchange {
     this.log = logger.child('atm');
   }
 
-  async handle(raw: Buffer, connection: string): Promise<ExchangeResult> {
+  /** `onVerified` is called once a message's MAC verifies: the listener keeps only connections that prove a key. */
+  async handle(raw: Buffer, connection: string, onVerified: () => void = () => undefined): Promise<ExchangeResult> {
     const receivedAt = performance.now();
     let request: IsoFields;
     try {
@@ -55,7 +56,7 @@ export class AtmExchange {
     const tracing = this.log.enabled('debug'); // decoding and masking for the log only when it is written
     if (tracing) this.log.emit('debug', 'iso request', { connection, requestId, iso: maskForLog(request) });
     try {
-      const reply = await this.dispatch(request, raw, receivedAt);
+      const reply = await this.dispatch(request, raw, receivedAt, onVerified);
       if (tracing) this.log.emit('debug', 'iso response', { connection, requestId, iso: maskForLog(unpackMessage(reply)) });
       return { reply };
     } catch (error) {
@@ -81,15 +82,15 @@ export class AtmExchange {
     return bank ? this.sign(bank, fields) : packMessage(fields);
   }
 
-  private async dispatch(request: IsoFields, raw: Buffer, receivedAt: number): Promise<Buffer> {
+  private async dispatch(request: IsoFields, raw: Buffer, receivedAt: number, onVerified: () => void): Promise<Buffer> {
     switch (request[0]) {
       case '0800':
         return this.networkManagement(request);
       case '0200':
-        return this.activation(request, raw, receivedAt);
+        return this.activation(request, raw, receivedAt, onVerified);
       case '0420':
       case '0421':
-        return this.reversal(request, raw);
+        return this.reversal(request, raw, onVerified);
       default:
         return this.errorAnswer(request, '12');
     }
@@ -105,7 +106,7 @@ export class AtmExchange {
     return packMessage(pick(request, [7, 11, 32, 70], { 0: '0810', 39: code }));
   }
 
-  private async activation(request: IsoFields, raw: Buffer, receivedAt: number): Promise<Buffer> {
+  private async activation(request: IsoFields, raw: Buffer, receivedAt: number, onVerified: () => void): Promise<Buffer> {
     const bank = request[32] ? this.directory.forAcquirer(request[32]) : undefined;
     if (!bank) {
       this.log.emit('warn', 'ATM activation from an unknown acquirer', { acquirerId: request[32] ?? null, stan: request[11] });
@@ -116,6 +117,7 @@ export class AtmExchange {
       const code = await this.refuse(bank, request, macProblem);
       return this.failed(request, bank, code, code === '63' ? 'SIGNATURE_INVALID' : 'UNAVAILABLE', receivedAt);
     }
+    onVerified();
     // After the MAC, as HTTP limits after the signature: forged frames must not spend the bank's budget.
     // Refused before anything is decided or stored (no row, no atm_refused_message: a write per refusal
     // is the load the limit exists to shed); only the ops stream sees it. 91 tells the switch to try later.
@@ -210,7 +212,7 @@ export class AtmExchange {
    * The switch repeats an advice until it is answered (0421), so a 91 here would only add traffic, and
    * charging advices would let a switch's clean-up crowd out the bank's next activations.
    */
-  private async reversal(request: IsoFields, raw: Buffer): Promise<Buffer> {
+  private async reversal(request: IsoFields, raw: Buffer, onVerified: () => void): Promise<Buffer> {
     const bank = request[32] ? this.directory.forAcquirer(request[32]) : undefined;
     const answer = (code: ResponseCode) => this.answer0430(request, code, bank ?? null);
     if (!bank) {
@@ -219,6 +221,7 @@ export class AtmExchange {
     }
     const macProblem = this.checkMac(bank, request, raw);
     if (macProblem) return answer(await this.refuse(bank, request, macProblem));
+    onVerified();
     const original = request[90];
     if (!original || !request[37] || !request[41]) return answer('30');
     // Field 90: original MTI (4), STAN (6), transmission date and time (10), acquirer (11, zero-padded), forwarding institution (11).

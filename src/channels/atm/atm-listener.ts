@@ -14,17 +14,35 @@ import { AtmExchange } from './atm-exchange';
 /** Requests one connection may have in flight; past it, reading pauses until answers go out. */
 export const MAX_IN_FLIGHT_PER_CONNECTION = 64;
 
+/** Refused connections are logged at most once per this interval (then a count of the rest). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+export interface AtmListenerLimits {
+  /** A connection silent this long is closed. */
+  idleTimeoutMs: number;
+  /** Connections open at once; one more is closed at once. */
+  maxConnections: number;
+  /** Connections open at once from one address; one more is closed at once. */
+  maxConnectionsPerAddress: number;
+  /** A connection that has sent no MAC-verified message this long after it opened is closed. */
+  unauthenticatedTimeoutMs: number;
+}
+
 export class AtmListener {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
+  private readonly perAddress = new Map<string, number>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly log: JsonLogger;
   private nextConnection = 1;
   private closing = false;
+  private refusalLoggedAt = 0;
+  private refusedUnlogged = 0;
+  private refusalTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly exchange: AtmExchange,
-    private readonly idleTimeoutMs: number,
+    private readonly limits: AtmListenerLimits,
     logger: JsonLogger,
   ) {
     this.log = logger.child('atm-listener');
@@ -35,7 +53,8 @@ export class AtmListener {
   }
 
   async listen(port: number, host: string): Promise<number> {
-    const server = createServer((socket) => this.accept(socket));
+    // Half-open: a switch may shut its write side right after its last request and still expect the answers.
+    const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -54,6 +73,7 @@ export class AtmListener {
     this.server = null;
     if (!server) return;
     this.closing = true;
+    if (this.refusalTimer) clearTimeout(this.refusalTimer);
     for (const socket of this.sockets) socket.pause();
     const closed = new Promise((resolve) => server.close(resolve));
     const deadline = Date.now() + graceMs;
@@ -63,58 +83,114 @@ export class AtmListener {
   }
 
   private accept(socket: Socket): void {
+    const address = socket.remoteAddress ?? 'unknown';
+    // Checked before anything is read: a connection over a limit is never served.
+    if (this.sockets.size >= this.limits.maxConnections) return this.refuse(socket, address, 'ISO8583_MAX_CONNECTIONS');
+    if ((this.perAddress.get(address) ?? 0) >= this.limits.maxConnectionsPerAddress) return this.refuse(socket, address, 'ISO8583_MAX_CONNECTIONS_PER_ADDRESS');
     const connection = `atm-${this.nextConnection++}`;
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const peer = `${address}:${socket.remotePort}`;
     const decoder = new FrameDecoder(MAX_FRAME_BYTES);
     this.sockets.add(socket);
+    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
     socket.setNoDelay(true);
-    socket.setTimeout(this.idleTimeoutMs);
+    socket.setTimeout(this.limits.idleTimeoutMs);
     this.log.emit('debug', 'ATM switch connected', { connection, peer });
+    // Sign-on and echo carry no MAC: anyone who can reach the port could hold a connection with them alone.
+    let authenticated = false;
+    const unauthenticated = setTimeout(() => {
+      this.log.emit('info', 'ATM switch connection sent no MAC-verified message in time; closing it', { connection, peer, timeoutMs: this.limits.unauthenticatedTimeoutMs });
+      socket.destroy();
+    }, this.limits.unauthenticatedTimeoutMs);
+    const onVerified = () => {
+      if (authenticated) return;
+      authenticated = true;
+      clearTimeout(unauthenticated);
+    };
     socket.on('timeout', () => {
-      this.log.emit('info', 'ATM switch connection idle; closing it', { connection, peer, idleMs: this.idleTimeoutMs });
+      this.log.emit('info', 'ATM switch connection idle; closing it', { connection, peer, idleMs: this.limits.idleTimeoutMs });
       socket.destroy();
     });
     socket.on('error', (error) => this.log.emit('debug', 'ATM switch connection error', { connection, error: error.message }));
     socket.on('close', () => {
+      clearTimeout(unauthenticated);
       this.sockets.delete(socket);
+      const left = (this.perAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.perAddress.set(address, left);
+      else this.perAddress.delete(address);
       this.log.emit('debug', 'ATM switch disconnected', { connection, peer });
     });
+
+    // Frames read but not yet dispatched: at most what one read brought, since reading pauses while any wait.
+    const queued: Buffer[] = [];
     let inFlight = 0;
     let writeBlocked = false;
-    const adjust = () => {
-      if (this.closing || inFlight >= MAX_IN_FLIGHT_PER_CONNECTION || writeBlocked) socket.pause();
+    let readEnded = false;
+    let capLogged = false;
+    const pump = () => {
+      while (!this.closing && !socket.destroyed && queued.length > 0 && inFlight < MAX_IN_FLIGHT_PER_CONNECTION && !writeBlocked) {
+        const raw = queued.shift()!;
+        inFlight++;
+        this.track(
+          this.answer(socket, raw, connection, onVerified, (blocked) => (writeBlocked ||= blocked)).finally(() => {
+            inFlight--;
+            pump();
+          }),
+        );
+      }
+      if (readEnded && queued.length === 0 && inFlight === 0 && !socket.destroyed) {
+        // The switch shut its write side; every answer is written (end() flushes them first), so ours closes too.
+        this.log.emit('debug', 'ATM switch ended its side; answers written, closing ours', { connection, peer });
+        socket.end();
+        return;
+      }
+      const full = inFlight >= MAX_IN_FLIGHT_PER_CONNECTION;
+      if (full && !capLogged) this.log.emit('debug', 'ATM connection at its in-flight cap; reading paused', { connection, inFlight, queued: queued.length });
+      capLogged = full;
+      if (this.closing || queued.length > 0 || full || writeBlocked) socket.pause();
       else socket.resume();
     };
     socket.on('drain', () => {
       writeBlocked = false;
-      adjust();
+      pump();
+    });
+    socket.on('end', () => {
+      readEnded = true;
+      pump();
     });
     socket.on('data', (chunk: Buffer) => {
       if (this.closing) return; // shutting down: no new work
-      let frames: Buffer[];
       try {
-        frames = decoder.push(chunk);
+        queued.push(...decoder.push(chunk));
       } catch (error) {
         if (!(error instanceof FrameTooLargeError)) throw error;
         this.log.emit('warn', 'ATM switch sent an impossible frame length; closing the connection', { connection, peer, problem: error.message });
         socket.destroy();
         return;
       }
-      for (const raw of frames) {
-        inFlight++;
-        this.track(
-          this.answer(socket, raw, connection, (blocked) => (writeBlocked ||= blocked)).finally(() => {
-            inFlight--;
-            adjust();
-          }),
-        );
-      }
-      adjust();
+      pump();
     });
   }
 
-  private async answer(socket: Socket, raw: Buffer, connection: string, onWrite: (blocked: boolean) => void): Promise<void> {
-    const result = await this.exchange.handle(raw, connection);
+  /** Closes a connection over a limit before reading anything; logs the first of an interval and a count of the rest. */
+  private refuse(socket: Socket, address: string, limit: string): void {
+    socket.destroy();
+    const now = Date.now();
+    if (now - this.refusalLoggedAt >= REFUSAL_LOG_INTERVAL_MS) {
+      this.refusalLoggedAt = now;
+      this.log.emit('warn', 'ATM switch connection over a limit; closed without serving it', { address, limit, open: this.sockets.size });
+      return;
+    }
+    this.refusedUnlogged++;
+    this.refusalTimer ??= setTimeout(() => {
+      this.refusalTimer = null;
+      this.refusalLoggedAt = Date.now();
+      this.log.emit('warn', 'more ATM switch connections over a limit closed without serving them', { refused: this.refusedUnlogged, intervalMs: REFUSAL_LOG_INTERVAL_MS });
+      this.refusedUnlogged = 0;
+    }, this.refusalLoggedAt + REFUSAL_LOG_INTERVAL_MS - now).unref();
+  }
+
+  private async answer(socket: Socket, raw: Buffer, connection: string, onVerified: () => void, onWrite: (blocked: boolean) => void): Promise<void> {
+    const result = await this.exchange.handle(raw, connection, onVerified);
     if ('close' in result) {
       socket.destroy();
       return;
