@@ -114,7 +114,6 @@ function bodyProblem(error: StrictJsonError): string {
     case 'LONE_SURROGATE':
       return `the body has a string with ${error.message}; strings must be well-formed Unicode`;
     case 'SYNTAX':
-    case 'TOO_DEEP':
       return `the body is not JSON: ${error.message.slice(0, 120)}`;
   }
 }
