@@ -207,6 +207,67 @@ it('after mixed traffic on every channel, shows each bank and channel with the o
   }
 });
 
+/** POST /ops/login as the form does, without following the redirect. */
+async function login(token: string, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${env.baseUrl}/ops/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+    body: new URLSearchParams({ token }).toString(),
+    redirect: 'manual',
+  });
+}
+
+it('sessions: a new one per sign-in, 8 h, HttpOnly and Strict (Secure behind TLS); signing out with the button ends it', async () => {
+  const first = (await login(OPS_TOKEN)).headers.get('set-cookie')!;
+  const second = (await login(OPS_TOKEN, { 'x-forwarded-proto': 'https' })).headers.get('set-cookie')!;
+  expect(first).toMatch(/^absher_ops_session=[^;]+; Path=\/ops; HttpOnly; SameSite=Strict; Max-Age=28800$/);
+  expect(second).toMatch(/; Max-Age=28800; Secure$/);
+  expect(first.split(';')[0]).not.toBe(second.split(';')[0]);
+
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${env.baseUrl}/ops`);
+    await page.fill('input[name="token"]', OPS_TOKEN);
+    await Promise.all([page.waitForURL(`${env.baseUrl}/ops`), page.click('button[type="submit"]')]);
+    await page.waitForSelector('#status[data-state="live"]');
+    const session = (await page.context().cookies()).find((c) => c.name === 'absher_ops_session')!;
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/ops' });
+    const cookie = `absher_ops_session=${session.value}`;
+    expect((await fetch(`${env.baseUrl}/ops/snapshot`, { headers: { cookie } })).status).toBe(200);
+
+    await Promise.all([page.waitForURL(`${env.baseUrl}/ops`), page.click('#sign-out')]);
+    await page.waitForSelector('input[name="token"]');
+    expect(await page.locator('#series-list').count()).toBe(0);
+    expect((await page.context().cookies()).find((c) => c.name === 'absher_ops_session')).toBeUndefined();
+
+    // The old cookie, replayed: refused everywhere on this instance.
+    const replayed = await fetch(`${env.baseUrl}/ops/snapshot`, { headers: { cookie } });
+    expect(replayed.status).toBe(401);
+    expect(replayed.headers.get('www-authenticate')).toBe('Bearer realm="absher-ops"');
+    expect((await fetch(`${env.baseUrl}/ops/stream`, { headers: { cookie } })).status).toBe(401);
+    expect((await fetch(`${env.baseUrl}/ops`, { headers: { cookie } })).status).toBe(401);
+    // Other sessions are not ended by it.
+    expect((await fetch(`${env.baseUrl}/ops/snapshot`, { headers: { cookie: first.split(';')[0] } })).status).toBe(200);
+  } finally {
+    await page.close();
+  }
+});
+
+it('sign-in is throttled: after 5 wrong tokens in a minute, 429 with Retry-After, even for the right token; Bearer access goes on', async () => {
+  expect((await login(OPS_TOKEN)).status).toBe(303); // a success clears earlier typos from this address
+  for (let i = 0; i < 5; i++) expect((await login(`wrong-token-${i}`)).status).toBe(401);
+  const throttled = await login('wrong-token-5');
+  expect(throttled.status).toBe(429);
+  const retryAfter = Number(throttled.headers.get('retry-after'));
+  expect(retryAfter).toBeGreaterThanOrEqual(1);
+  expect(retryAfter).toBeLessThanOrEqual(60);
+  expect(await throttled.text()).toContain('Too many wrong tokens from this address');
+  const right = await login(OPS_TOKEN);
+  expect(right.status).toBe(429);
+  expect(right.headers.get('set-cookie')).toBeNull();
+  expect((await snapshot()).status).toBe(200);
+});
+
 it('a page left open does not hold up a graceful shutdown; it shows the connection lost', async () => {
   const page = await browser.newPage();
   try {

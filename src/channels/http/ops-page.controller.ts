@@ -24,27 +24,46 @@ export class OpsPageController implements BeforeApplicationShutdown {
   @Get()
   page(@Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
     if (!this.access.allows(request.headers)) {
-      this.html(reply, 401, opsLoginPage(false));
+      this.html(reply, 401, opsLoginPage());
       return;
     }
     this.html(reply, 200, opsPage());
   }
 
-  /** The login form's target: sets the session cookie and goes back to the page. */
+  /**
+   * The login form's target: starts a session (cookie) and goes back to the
+   * page. Throttled per source address: after 5 wrong tokens within a
+   * minute, every attempt gets 429 until that minute is over. The address is
+   * the TCP peer: behind a balancer, the balancer's (all sign-ins together).
+   */
   @Post('login')
   login(@Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
-    const body = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : '';
-    const token = new URLSearchParams(body).get('token') ?? '';
     if (this.access.open) {
       reply.status(303).header('location', '/ops').send('');
       return;
     }
-    if (!this.access.accepts(token)) {
-      this.html(reply, 401, opsLoginPage(true));
+    const throttle = this.access.signIns;
+    const wait = throttle.retryAfter(request.ip);
+    if (wait > 0) {
+      reply.header('retry-after', String(wait));
+      this.html(reply, 429, opsLoginPage({ throttledForSeconds: wait }));
       return;
     }
-    const secure = request.protocol === 'https' || request.headers['x-forwarded-proto'] === 'https';
-    reply.status(303).header('set-cookie', this.access.sessionCookie(secure)).header('location', '/ops').header('cache-control', 'no-store').send('');
+    const body = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : '';
+    const token = new URLSearchParams(body).get('token') ?? '';
+    if (!this.access.accepts(token)) {
+      throttle.failed(request.ip);
+      this.html(reply, 401, opsLoginPage({ refused: true }));
+      return;
+    }
+    throttle.succeeded(request.ip);
+    reply.status(303).header('set-cookie', this.access.startSession(secure(request))).header('location', '/ops').header('cache-control', 'no-store').send('');
+  }
+
+  /** The page's sign-out button: revokes the session (on this instance; it expires everywhere within 8 h) and clears the cookie. */
+  @Post('logout')
+  logout(@Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
+    reply.status(303).header('set-cookie', this.access.endSession(request.headers, secure(request))).header('location', '/ops').header('cache-control', 'no-store').send('');
   }
 
   @Get('stream')
@@ -91,4 +110,9 @@ export class OpsPageController implements BeforeApplicationShutdown {
       .header('content-security-policy', page.contentSecurityPolicy)
       .send(page.html);
   }
+}
+
+/** TLS here or at the balancer: the cookie is then sent over TLS only. */
+function secure(request: FastifyRequest): boolean {
+  return request.protocol === 'https' || request.headers['x-forwarded-proto'] === 'https';
 }

@@ -18,8 +18,17 @@ export function opsPage(): PageWithPolicy {
 }
 let cachedPage: PageWithPolicy | undefined;
 
-/** Shown instead of the page when OPS_TOKEN is set and not presented. */
-export function opsLoginPage(refused: boolean): PageWithPolicy {
+/** Why the sign-in form is shown again: a wrong token, or too many wrong ones (seconds to wait). */
+export type LoginNotice = { refused: true } | { throttledForSeconds: number } | null;
+
+/** Shown instead of the page when OPS_TOKEN is set and not presented (or the session ended). */
+export function opsLoginPage(notice: LoginNotice = null): PageWithPolicy {
+  const alert =
+    notice === null
+      ? ''
+      : 'refused' in notice
+        ? '<p class="refused" role="alert">That token is not the operator token.</p>'
+        : `<p class="refused" role="alert">Too many wrong tokens from this address: try again in ${Math.ceil(notice.throttledForSeconds)} s.</p>`;
   return withPolicy(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Absher bank gateway · operations · sign in</title>
@@ -33,7 +42,7 @@ export function opsLoginPage(refused: boolean): PageWithPolicy {
 <body><form method="post" action="/ops/login">
   <h1>Operations</h1>
   <p>Enter the operator token (OPS_TOKEN) to open the live view.</p>
-  ${refused ? '<p class="refused" role="alert">That token is not the operator token.</p>' : ''}
+  ${alert}
   <input type="password" name="token" autocomplete="current-password" aria-label="Operator token" required autofocus>
   <button type="submit">Open the live view</button>
 </form></body></html>`);
