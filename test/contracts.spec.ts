@@ -74,7 +74,7 @@ describe('contracts/', () => {
   it('the OpenAPI document covers the endpoints of spec 3.1', () => {
     const openapi = parse(readFileSync(join(CONTRACTS, 'openapi.yaml'), 'utf8'));
     expect(openapi.openapi).toMatch(/^3\.1\./);
-    expect(Object.keys(openapi.paths).sort()).toEqual(['/health/live', '/health/ready', '/metrics', '/ops', '/ops/login', '/ops/snapshot', '/ops/stream', '/v1/activations', '/v1/activations/{requestId}']);
+    expect(Object.keys(openapi.paths).sort()).toEqual(['/health/live', '/health/ready', '/metrics', '/ops', '/ops/login', '/ops/logout', '/ops/snapshot', '/ops/stream', '/v1/activations', '/v1/activations/{requestId}']);
   });
 });
 
