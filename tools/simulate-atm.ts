@@ -17,7 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { luhnValid } from '../libs/identity';
-import { AtmAnswer, AtmSwitchClient, IsoFields, MacMode, maskForLog } from '../libs/iso8583';
+import { AtmAnswer, AtmSwitchClient, answerMacProblem, IsoFields, MacMode, maskForLog } from '../libs/iso8583';
 import { projectRoot } from '../src/common/project-root';
 import { EVENT_TYPES, TOPICS } from '../src/kafka/topics';
 import { REGISTRATIONS_GROUP } from '../src/registry/registrations-consumer';
@@ -79,8 +79,15 @@ function show(title: string, request: IsoFields, answer: AtmAnswer): void {
       .map(([k, v]) => `${k.padStart(3)}: ${v}`)
       .join('\n      ');
   process.stdout.write(
-    `\n== ${title}\n  -> ${request[0]}\n      ${line(maskForLog(request))}\n  <- ${answer.fields[0]}  (MAC ${answer.macValid === null ? 'absent' : answer.macValid ? 'verified' : 'WRONG'})\n      ${line(maskForLog(answer.fields))}\n`,
+    `\n== ${title}\n  -> ${request[0]}\n      ${line(maskForLog(request))}\n  <- ${answer.fields[0]}  (${macNote(answer)})\n      ${line(maskForLog(answer.fields))}\n`,
   );
+}
+
+/** The answer's MAC as spec 4.3 has it: verified, or absent on a 63 (which answers a message that proved nothing). */
+function macNote(answer: AtmAnswer): string {
+  if (answer.macValid === null) return answer.fields[39] === '63' ? 'no MAC, as a 63 must be' : 'MAC absent';
+  if (!answer.macExpected) return `MAC present: WRONG, ${answerMacProblem(answer)}`;
+  return answer.macValid ? 'MAC verified' : 'MAC WRONG';
 }
 
 async function main(): Promise<void> {
@@ -115,7 +122,7 @@ async function main(): Promise<void> {
   await send('58 unknown acquirer', activation(randomNationalId(), randomMobile(), { 32: '123' }));
   await send('30 national ID with a wrong check digit', activation('1000000007', '0512345678'));
   await send('12 unsupported processing code', activation(randomNationalId(), randomMobile(), { 3: '000000' }));
-  await send('63 wrong MAC', activation(randomNationalId(), randomMobile()), 'wrong');
+  await send('63 wrong MAC (answered without a MAC)', activation(randomNationalId(), randomMobile()), 'wrong');
   await send('duplicate of the accepted request: the original 0210', accepted);
   const original = `0200${accepted[11]}${accepted[7]}${acquirer.padStart(11, '0')}${'0'.repeat(11)}`;
   await send('reversal advice for the accepted activation', { 0: '0420', 2: PAN, 3: '910000', 7: accepted[7], 11: String(++stan % 1_000_000).padStart(6, '0'), 32: acquirer, 37: accepted[37], 41: accepted[41], 90: original });

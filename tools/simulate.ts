@@ -19,8 +19,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { checkNationalId, luhnValid, maskNationalId } from '../libs/identity';
-import { BankSigningIdentity, parseDetachedJws, signBankRequest, verifyDetachedSignature } from '../libs/jws';
+import { BankSigningIdentity, signBankRequest } from '../libs/jws';
 import { parseCertificateBundle } from '../libs/pki';
+import { isUnbound, verifyResponseSignature } from '../src/channels/http/response-signer';
 import { projectRoot } from '../src/common/project-root';
 import { TOPICS } from '../src/kafka/topics';
 import { developmentKafkaBrokers, publishRegistrations } from './identity-core';
@@ -71,9 +72,10 @@ async function send(method: 'POST' | 'GET', path: string, requestId: string, pay
   const ms = performance.now() - started;
   let signed: Answer['signed'] = 'INVALID';
   try {
-    const jws = parseDetachedJws(response.headers.get('x-jws-signature') ?? '');
-    await verifyDetachedSignature(jws, bytes, gatewayCertificate.publicKey as KeyObject);
-    if (jws.header.jti === requestId) signed = 'verified';
+    const claims = await verifyResponseSignature(response.headers.get('x-jws-signature') ?? '', bytes, gatewayCertificate.publicKey as KeyObject);
+    // Spec 3.3: an answer is bound to this request; a 401 to none (no jti, htm, htu), so it never passes as another's.
+    const bound = claims.jti === requestId && claims.htm === method && claims.htu === path;
+    if (response.status === 401 ? isUnbound(claims) : bound) signed = 'verified';
   } catch {
     signed = 'INVALID';
   }

@@ -25,7 +25,7 @@ export class AtmSwitchClient {
         const key = matchKey(fields);
         const pending = this.waiting.get(key);
         this.waiting.delete(key);
-        pending?.resolve({ fields, raw, macValid: this.macValid(fields, raw) });
+        pending?.resolve({ fields, raw, macValid: this.macValid(fields, raw), macExpected: macExpected(fields) });
       }
     });
     this.closed = new Promise((resolve) =>
@@ -108,8 +108,25 @@ export class AtmSwitchClient {
 export interface AtmAnswer {
   fields: IsoFields;
   raw: Buffer;
-  /** null when the answer carries no MAC. */
+  /** null when the answer carries no MAC (or no key was given to check it). */
   macValid: boolean | null;
+  /**
+   * Whether spec 4.3 has this answer carry a MAC: not an 0810, nor a 63, which answers a message that
+   * proved nothing and so proves nothing itself. A 63 with no MAC is a valid answer (macValid null).
+   */
+  macExpected: boolean;
+}
+
+/** See AtmAnswer.macExpected. */
+export function macExpected(fields: IsoFields): boolean {
+  return fields[0] !== '0810' && fields[39] !== '63';
+}
+
+/** What is wrong with an answer's MAC by spec 4.3, or null: a 63 must have none, other 0210/0430 a valid one. */
+export function answerMacProblem(answer: AtmAnswer): string | null {
+  if (!answer.macExpected) return answer.macValid === null ? null : `a ${answer.fields[39] === '63' ? '63' : answer.fields[0]} must carry no MAC, this one has one`;
+  if (answer.macValid === null) return 'the answer has no MAC';
+  return answer.macValid ? null : "the answer's MAC does not verify";
 }
 
 /** Answers are matched on STAN and RRN (spec 4.1). */

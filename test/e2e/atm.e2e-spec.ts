@@ -1,4 +1,4 @@
-import { AtmAnswer, AtmSwitchClient, IsoFields, parseTlv, frame, packMessage } from '../../libs/iso8583';
+import { AtmAnswer, AtmSwitchClient, IsoFields, parseTlv, frame, matchKey, packMessage } from '../../libs/iso8583';
 import { TOPICS } from '../../src/kafka/topics';
 import { expectEventContract } from '../support/contracts';
 import { localSpelling, newMobile, newNationalId } from '../support/identities';
@@ -57,6 +57,19 @@ async function rowsFor(request: IsoFields) {
 function expectEcho(answer: AtmAnswer, request: IsoFields) {
   expect(answer.fields[0]).toBe('0210');
   for (const field of [2, 3, 7, 11, 12, 13, 32, 37, 41]) expect({ field, value: answer.fields[field] }).toEqual({ field, value: request[field] });
+}
+
+/** Spec 4.3: a 63 answers a message that proved nothing, so it carries no MAC: no field 64/128, the MAC bit clear. */
+function expectNoMac(answer: AtmAnswer) {
+  const secondary = (answer.raw[4] & 0x80) !== 0;
+  const macBit = secondary ? answer.raw[19] & 0x01 : answer.raw[11] & 0x01;
+  expect({ f64: answer.fields[64], f128: answer.fields[128], macBit, macValid: answer.macValid, macExpected: answer.macExpected }).toEqual({
+    f64: undefined,
+    f128: undefined,
+    macBit: 0,
+    macValid: null,
+    macExpected: false,
+  });
 }
 
 describe('field 39 for each outcome (spec 4.2)', () => {
@@ -149,6 +162,7 @@ describe('field 39 for each outcome (spec 4.2)', () => {
     const request = activation(nationalId, newMobile());
     const answer = await atm.request(request, mode);
     expect(answer.fields[39]).toBe('63');
+    expectNoMac(answer);
     expect(await rowsFor(request)).toHaveLength(0);
     const refused = await env.database.query(`SELECT * FROM atm_refused_message WHERE stan = $1`, [request[11]]);
     expect(refused).toMatchObject([{ response_code: '63', bank_code: 'TSTA', mti: '0200', reason: mode === 'wrong' ? 'MAC does not verify' : 'MAC (field 64) missing' }]);
@@ -169,6 +183,55 @@ describe('field 39 for each outcome (spec 4.2)', () => {
     }
     expect({ code: answer.fields[39], mac: answer.macValid }).toEqual({ code: '91', mac: true });
     expect(await rowsFor(request)).toHaveLength(0);
+  });
+});
+
+describe('no authenticated answer to an unproven message (issue 10, spec 4.3)', () => {
+  it('an all-zero MAC 0200 and 0420 with chosen 7/11/37/41 get 63 with no MAC; nothing decided or published; an honest 0200 meanwhile gets 00 with a valid MAC', async () => {
+    const victimNationalId = newNationalId();
+    const victimMobile = newMobile();
+    await env.register(victimNationalId, victimMobile, 'PENDING_ACTIVATION');
+    // The fields a switch's genuine request will carry, chosen by someone on the path who holds no key.
+    const chosen = activation(victimNationalId, localSpelling(victimMobile), { 7: '1127093000', 11: '654321', 37: 'RRN654321VIC', 41: 'ATMVICTM' });
+    const forged = packMessage({ ...chosen, 64: '0000000000000000' });
+    const advice: IsoFields = { 0: '0420', 2: PAN, 3: '910000', 7: '1127093001', 11: '654322', 32: '111111', 37: chosen[37], 41: chosen[41], 90: originalElements(chosen), 128: '0000000000000000' };
+    const honestNationalId = newNationalId();
+    const honestMobile = newMobile();
+    await env.register(honestNationalId, honestMobile, 'PENDING_ACTIVATION');
+    const honest = activation(honestNationalId, honestMobile);
+
+    const [decline, reversal, served] = await Promise.all([
+      atm.send(forged, matchKey(chosen)),
+      atm.send(packMessage(advice), matchKey(advice)),
+      atm.request(honest),
+    ]);
+    expect({ mti: decline.fields[0], code: decline.fields[39], 7: decline.fields[7], 11: decline.fields[11], 37: decline.fields[37], 41: decline.fields[41] }).toEqual({
+      mti: '0210',
+      code: '63',
+      7: chosen[7],
+      11: chosen[11],
+      37: chosen[37],
+      41: chosen[41],
+    });
+    expectNoMac(decline);
+    expect({ mti: reversal.fields[0], code: reversal.fields[39] }).toEqual({ mti: '0430', code: '63' });
+    expectNoMac(reversal);
+    expect({ code: served.fields[39], mac: served.macValid }).toEqual({ code: '00', mac: true });
+
+    // Recorded as refused; not decided, not published.
+    expect(await rowsFor(chosen)).toHaveLength(0);
+    const refused = await env.database.query(`SELECT mti, response_code, reason FROM atm_refused_message WHERE rrn = $1 ORDER BY mti`, [chosen[37]]);
+    expect(refused).toEqual([
+      { mti: '0200', response_code: '63', reason: 'MAC does not verify' },
+      { mti: '0420', response_code: '63', reason: 'MAC does not verify' },
+    ]);
+    await env.settled(reader);
+    expect(reader.records.some((r) => r.raw.includes(victimNationalId))).toBe(false);
+    expect(reader.on(TOPICS.activations).filter((r) => r.event.data.rrn === chosen[37])).toHaveLength(0);
+
+    // The switch's genuine request with those fields is then decided as if nothing had happened.
+    const genuine = await atm.request(chosen);
+    expect({ code: genuine.fields[39], mac: genuine.macValid }).toEqual({ code: '00', mac: true });
   });
 });
 

@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { BankSigningIdentity, signDetached } from '../../libs/jws';
+import { BankSigningIdentity, parseDetachedJws, signDetached } from '../../libs/jws';
 import { TOPICS } from '../../src/kafka/topics';
 import { expectContract, expectEventContract } from '../support/contracts';
 import { localSpelling, newMobile, newNationalId } from '../support/identities';
@@ -94,8 +94,9 @@ async function expectRefused(answer: GatewayAnswer, requestId: string | null, st
   expect(answer.headers['content-type']).toMatch(/^application\/problem\+json/);
   expectContract('schemas/http/problem.schema.json', answer.json);
   expect(String(answer.json.detail).length).toBeGreaterThan(10);
+  if (status === 401) expectBoundToNothing(answer);
   if (requestId) {
-    expect(answer.signatureHeader.jti).toBe(requestId);
+    if (status !== 401) expect(answer.signatureHeader.jti).toBe(requestId);
     expect(await storedRow(requestId, bankCode)).toHaveLength(0);
     const [handled] = await reader.waitFor((records) => records.some((r) => r.topic === TOPICS.ops && r.event.data.requestId === requestId), `request-handled of ${requestId}`);
     void handled;
@@ -105,6 +106,12 @@ async function expectRefused(answer: GatewayAnswer, requestId: string | null, st
     await env.settled(reader);
     expect(reader.on(TOPICS.activations).filter((r) => r.event.data.requestId === requestId)).toHaveLength(0);
   }
+}
+
+/** Spec 3.3: a 401's signature verifies (GatewayAnswer.read checked it) but names no request: no jti, htm, htu. */
+function expectBoundToNothing(answer: GatewayAnswer) {
+  expect(answer.status).toBe(401);
+  expect(answer.signatureHeader).toEqual({ alg: 'ES256', kid: env.pki.gatewayKeyId, iat: expect.any(Number), iss: 'absher-bank-gateway', crit: ['iat', 'iss'] });
 }
 
 describe('decisions (spec section 2)', () => {
@@ -402,6 +409,27 @@ describe('authentication errors (401, spec 3.3)', () => {
     const answer = await env.send(bank(), { requestId, body: body(), overrides });
     await expectRefused(answer, requestId, 401, 'SIGNATURE_INVALID');
     expect(answer.json.detail).toMatch(detail);
+  });
+
+  it('an unsigned POST carrying a victim’s X-Request-Id gets a 401 bound to nothing, which cannot pass as the victim’s answer; the victim is then served', async () => {
+    const victimId = nextRequestId();
+    const nationalId = newNationalId();
+    const mobile = newMobile();
+    await env.register(nationalId, mobile, 'PENDING_ACTIVATION');
+    const victimBody = { nationalId, mobile: localSpelling(mobile), channel: 'INTERNET_BANKING' };
+    // Someone on the path, with no key: the victim's bank code and request id, no signature.
+    const hostile = await env.send(bank(), { requestId: victimId, body: victimBody, headers: { 'x-jws-signature': '' } });
+    expect({ status: hostile.status, code: hostile.json.code }).toEqual({ status: 401, code: 'SIGNATURE_MISSING' });
+    expectBoundToNothing(hostile);
+    // A bank that checks jti = its X-Request-Id (docs/bank-integration.md) never takes it for its answer; the project's strict parser refuses it outright.
+    expect(hostile.signatureHeader.jti).not.toBe(victimId);
+    const compact = hostile.headers['x-jws-signature'];
+    expect(() => parseDetachedJws(compact)).toThrow(/jti/);
+    expect(await storedRow(victimId)).toHaveLength(0);
+
+    const genuine = await env.send(bank(), { requestId: victimId, body: victimBody });
+    expect(genuine.signatureHeader).toMatchObject({ jti: victimId, htm: 'POST', htu: '/v1/activations', crit: ['iat', 'iss', 'jti', 'htm', 'htu'] });
+    await expectDecision(genuine, victimId, { status: 'ACCEPTED', reason: null, nationalId, mobile });
   });
 
   it('a GET signed for another path is refused', async () => {

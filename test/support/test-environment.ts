@@ -3,7 +3,8 @@ import { Kafka, logLevel, Producer } from 'kafkajs';
 import request from 'supertest';
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { parseDetachedJws, verifyDetachedSignature, BankSigningIdentity, signBankRequest } from '../../libs/jws';
+import { BankSigningIdentity, signBankRequest } from '../../libs/jws';
+import { isUnbound, verifyResponseSignature } from '../../src/channels/http/response-signer';
 import { DevelopmentBroker } from '../../src/kafka/development-broker';
 import { EVENT_TYPES, TOPICS } from '../../src/kafka/topics';
 import { REGISTRATIONS_GROUP } from '../../src/registry/registrations-consumer';
@@ -313,11 +314,15 @@ export class GatewayAnswer {
     const bytes = response.body;
     const signature = response.headers['x-jws-signature'];
     if (!signature) throw new Error(`response ${response.status} is not signed`);
-    const jws = parseDetachedJws(signature);
-    await verifyDetachedSignature(jws, bytes, gatewayKey);
-    if (jws.header.kid !== gatewayKeyId) throw new Error('response signed with an unexpected kid');
-    if (jws.header.htm !== method || jws.header.htu !== path) throw new Error('response signature bound to another request');
-    return new GatewayAnswer(response.status, response.headers, bytes.toString('utf8'), jws.header as unknown as Record<string, unknown>);
+    const header = await verifyResponseSignature(signature, bytes, gatewayKey);
+    if (header.kid !== gatewayKeyId) throw new Error('response signed with an unexpected kid');
+    // Spec 3.3: a 401 is bound to nothing the caller chose; every other answer to its request.
+    if (response.status === 401) {
+      if (!isUnbound(header) || header.crit.join() !== 'iat,iss') throw new Error(`a 401's signature is bound to a request: ${JSON.stringify(header)}`);
+    } else if (header.htm !== method || header.htu !== path || typeof header.jti !== 'string') {
+      throw new Error('response signature bound to another request');
+    }
+    return new GatewayAnswer(response.status, response.headers, bytes.toString('utf8'), header as unknown as Record<string, unknown>);
   }
 
   get json(): Record<string, unknown> {

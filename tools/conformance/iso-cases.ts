@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { maskMobile, maskNationalId } from '../../libs/identity';
-import { AtmAnswer, AtmSwitchClient, buildTlv, IsoFields, MacMode, parseTlv } from '../../libs/iso8583';
+import { AtmAnswer, AtmSwitchClient, answerMacProblem, buildTlv, IsoFields, MacMode, parseTlv } from '../../libs/iso8583';
 import { anotherMobile, CustomerRole, freshMobile, freshNationalId, localSpelling, TestCustomer, TestCustomers } from './customers';
 import { IsoOptions } from './options';
 import { CaseOutcome } from './report';
@@ -152,7 +152,7 @@ export async function runIsoCases(target: IsoTarget, customers: TestCustomers, c
 
     const wrongMacFor = { nationalId: freshNationalId(), mobile: freshMobile() };
     const wrongMac = activation(wrongMacFor);
-    // With the right key the gateway's 63 carries a MAC that verifies under it: that is what proves the keys agree.
+    // Spec 4.3: the 63 carries no MAC (it answers a message that proved nothing); the keys are shown to agree by I2-I9.
     outcomes.push(judge0210(target, 'I10', '0200 with a wrong MAC', wrongMac, who(wrongMacFor), '63', await link.send(wrongMac, 'wrong')));
 
     const { mmdd, hhmmss } = clock();
@@ -214,9 +214,11 @@ function hintFor(target: IsoTarget, answer: AtmAnswer, expectedCode: string): st
   return undefined;
 }
 
+/** Spec 4.3: a valid MAC under --mac-key, except on a 63, which must have none (its 39 is judged on its own). */
 function macProblems(answer: AtmAnswer): string[] {
-  if (answer.macValid === null) return ['the answer has no MAC'];
-  return answer.macValid ? [] : ['the answer\'s MAC does not verify under --mac-key'];
+  const problem = answerMacProblem(answer);
+  if (!problem) return [];
+  return [answer.macValid === false ? "the answer's MAC does not verify under --mac-key" : problem];
 }
 
 function judge(target: IsoTarget, id: string, title: string, reference: string, expected: string, sent: Sent, check: (answer: AtmAnswer) => string[], expectedCode = '00'): CaseOutcome {
@@ -245,9 +247,9 @@ function judge(target: IsoTarget, id: string, title: string, reference: string, 
   };
 }
 
-/** A 0210 (spec 4.2): the expected 39, the echoed fields, 38 and 48 AI only when accepted, a MAC under the bank's key. */
+/** A 0210 (spec 4.2): the expected 39, the echoed fields, 38 and 48 AI only when accepted, a MAC under the bank's key (none on a 63). */
 function judge0210(target: IsoTarget, id: string, title: string, request: IsoFields, customer: string, code: string, sent: Sent): CaseOutcome {
-  const expected = `0210 39 = ${code}${code === '00' ? ', 38 and 48 AI (activation id)' : ''}, request fields echoed, MAC verified`;
+  const expected = `0210 39 = ${code}${code === '00' ? ', 38 and 48 AI (activation id)' : ''}, request fields echoed, ${code === '63' ? 'no MAC' : 'MAC verified'}`;
   const reference = `STAN ${request[11]}, RRN ${request[37]} (${customer})`;
   return judge(
     target,

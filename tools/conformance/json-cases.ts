@@ -1,7 +1,8 @@
 import { createPublicKey, KeyObject } from 'node:crypto';
 import { maskMobile, maskNationalId, redactPersonalData } from '../../libs/identity';
-import { BankSigningIdentity, parseDetachedJws, signBankRequest, verifyDetachedSignature } from '../../libs/jws';
+import { BankSigningIdentity, signBankRequest } from '../../libs/jws';
 import { CertificateInfo, withinValidity } from '../../libs/pki';
+import { isUnbound, verifyResponseSignature } from '../../src/channels/http/response-signer';
 import { anotherMobile, CustomerRole, freshMobile, freshNationalId, localSpelling, TestCustomer, TestCustomers } from './customers';
 import { JsonChannel } from './options';
 import { CaseOutcome } from './report';
@@ -120,11 +121,11 @@ export async function runJsonCases(target: JsonTarget, customers: TestCustomers,
   const tamperedFor = { nationalId: freshNationalId(), mobile: freshMobile() };
   const signedBody = bodyFor(tamperedFor, localSpelling(tamperedFor.mobile), 'conformance-a');
   const tampered = { method: 'POST' as const, path: ACTIVATIONS, requestId: nextRequestId(), body: signedBody, tampered: Buffer.from(signedBody.toString().replace('conformance-a', 'conformance-b')) };
-  outcomes.push(judge(target, 'J10', 'body changed by one byte after signing', tampered, who(tamperedFor), '401 SIGNATURE_INVALID', await exchange(target, tampered), (a) => problemProblems(a, 401, 'SIGNATURE_INVALID')));
+  outcomes.push(judge(target, 'J10', 'body changed by one byte after signing', tampered, who(tamperedFor), '401 SIGNATURE_INVALID, signed bound to no request (no jti, htm, htu)', await exchange(target, tampered), (a) => problemProblems(a, 401, 'SIGNATURE_INVALID')));
 
   const staleFor = { nationalId: freshNationalId(), mobile: freshMobile() };
   const stale = { method: 'POST' as const, path: ACTIVATIONS, requestId: nextRequestId(), body: bodyFor(staleFor), iat: Math.floor(Date.now() / 1000) - 600 };
-  outcomes.push(judge(target, 'J11', 'signed 600 s ago (iat)', stale, who(staleFor), '401 STALE_REQUEST', await exchange(target, stale), (a) => problemProblems(a, 401, 'STALE_REQUEST')));
+  outcomes.push(judge(target, 'J11', 'signed 600 s ago (iat)', stale, who(staleFor), '401 STALE_REQUEST, signed bound to no request (no jti, htm, htu)', await exchange(target, stale), (a) => problemProblems(a, 401, 'STALE_REQUEST')));
 
   const status = { method: 'GET' as const, path: `${ACTIVATIONS}/${base.exchange.requestId}`, requestId: nextRequestId() };
   // An accepted activation may since have been completed by the identity core (5.3).
@@ -211,24 +212,29 @@ async function exchange(target: JsonTarget, sent: Exchange): Promise<Answer> {
     text,
     body: body_,
     replayed: response.headers.get('idempotent-replayed') === 'true',
-    signature: await checkSignature(target, response.headers.get('x-jws-signature'), bytes, sent),
+    signature: await checkSignature(target, response.headers.get('x-jws-signature'), bytes, sent, response.status),
   };
 }
 
-/** Spec 3.3, last point: the gateway signs every answer like a bank signs a request, bound to that request. */
-async function checkSignature(target: JsonTarget, header: string | null, bytes: Buffer, sent: Exchange): Promise<SignatureCheck> {
+/**
+ * Spec 3.3, last point: the gateway signs every answer like a bank signs a request, bound to that
+ * request; a 401 is signed bound to nothing (no jti, htm, htu), so it can never pass as another answer.
+ */
+async function checkSignature(target: JsonTarget, header: string | null, bytes: Buffer, sent: Exchange, status: number): Promise<SignatureCheck> {
   if (!target.gateway) return { state: 'not checked' };
   if (!header) return { state: 'invalid', problem: 'the answer has no X-JWS-Signature' };
   try {
-    const jws = parseDetachedJws(header);
-    await verifyDetachedSignature(jws, bytes, target.gateway.certificate.publicKey);
-    const claims = jws.header;
+    const claims = await verifyResponseSignature(header, bytes, target.gateway.certificate.publicKey);
     const wrong = [
       claims.kid !== target.gateway.certificate.thumbprint && 'kid is not the gateway certificate\'s',
       claims.iss !== target.gateway.issuer && `iss "${claims.iss}", expected "${target.gateway.issuer}"`,
-      claims.jti !== sent.requestId && 'jti is not the X-Request-Id',
-      claims.htm !== sent.method && `htm "${claims.htm}"`,
-      claims.htu !== sent.path && `htu "${claims.htu}"`,
+      ...(status === 401
+        ? [!isUnbound(claims) && 'a 401 is bound to the request (jti, htm, htu): it must be bound to nothing']
+        : [
+            claims.jti !== sent.requestId && 'jti is not the X-Request-Id',
+            claims.htm !== sent.method && `htm "${claims.htm ?? 'absent'}"`,
+            claims.htu !== sent.path && `htu "${claims.htu ?? 'absent'}"`,
+          ]),
     ].filter((w): w is string => typeof w === 'string');
     return wrong.length ? { state: 'invalid', problem: wrong.join(', ') } : { state: 'verified' };
   } catch (error) {

@@ -69,7 +69,7 @@ export class AtmExchange {
     }
   }
 
-  /** An answer carrying only a field 39 code, signed whenever the bank is known (spec 4.3). */
+  /** An answer carrying only a field 39 code, MAC'd whenever the bank is known (spec 4.3); not used for MAC failures. */
   private errorAnswer(request: IsoFields, code: ResponseCode): Buffer {
     const bank = (request[32] && this.directory.forAcquirer(request[32])) || null;
     if (request[0] === '0200') return this.answer0210(request, code, bank);
@@ -115,7 +115,8 @@ export class AtmExchange {
     const macProblem = this.checkMac(bank, request, raw);
     if (macProblem) {
       const code = await this.refuse(bank, request, macProblem);
-      return this.failed(request, bank, code, code === '63' ? 'SIGNATURE_INVALID' : 'UNAVAILABLE', receivedAt);
+      this.recordError(request, bank, code === '63' ? 'SIGNATURE_INVALID' : 'UNAVAILABLE', receivedAt);
+      return this.unprovenAnswer(request, code);
     }
     onVerified();
     // After the MAC, as HTTP limits after the signature: forged frames must not spend the bank's budget.
@@ -220,7 +221,7 @@ export class AtmExchange {
       return answer('00');
     }
     const macProblem = this.checkMac(bank, request, raw);
-    if (macProblem) return answer(await this.refuse(bank, request, macProblem));
+    if (macProblem) return this.unprovenAnswer(request, await this.refuse(bank, request, macProblem));
     onVerified();
     const original = request[90];
     if (!original || !request[37] || !request[41]) return answer('30');
@@ -257,6 +258,16 @@ export class AtmExchange {
     return unsigned;
   }
 
+  /**
+   * The answer to a 0200/0420/0421 whose MAC did not verify: no MAC (spec 4.3). Its fields 7, 11, 37 and 41
+   * are whatever the sender chose; MAC'd with the bank's key, it would be a decline anyone on the path
+   * could have made to stand in for the answer to the switch's genuine request.
+   */
+  private unprovenAnswer(request: IsoFields, code: ResponseCode): Buffer {
+    return request[0] === '0200' ? this.answer0210(request, code, null) : this.answer0430(request, code, null);
+  }
+
+  /** `bank` null: no MAC (unknown acquirer, or a message that proved nothing). */
   private answer0210(request: IsoFields, code: ResponseCode, bank: BankProfile | null): Buffer {
     const fields = pick(request, ECHOED_IN_0210, { 0: '0210', 39: code });
     return bank ? this.sign(bank, fields) : packMessage(fields);
@@ -288,7 +299,7 @@ export class AtmExchange {
     }
   }
 
-  /** A MAC failure is stored, never decided (spec 4.3): 63 once it is stored, 91 when it could not be. */
+  /** A MAC failure is stored, never decided (spec 4.3): 63 once it is stored, 91 when it could not be; either without a MAC. */
   private async refuse(bank: BankProfile, request: IsoFields, reason: string): Promise<ResponseCode> {
     this.log.emit('warn', 'ISO 8583 message refused', { bank: bank.code, mti: request[0], stan: request[11], reason, responseCode: '63' });
     try {

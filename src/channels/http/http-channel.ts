@@ -50,7 +50,7 @@ export function createHttpAdapter(signer: ResponseSigner, limits: HttpLimits, lo
     frameworkErrors: (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       const { code, detail } = routerError(error);
       const problem = unroutedProblem(request, code, detail);
-      reply.header('x-jws-signature', signatureOf(signer, request, Buffer.from(JSON.stringify(problem))));
+      reply.header('x-jws-signature', signatureOf(signer, request, problem.status, Buffer.from(JSON.stringify(problem))));
       sendProblem(reply, problem);
     },
     return503OnClosing: true,
@@ -70,8 +70,12 @@ function routerError(error: { code?: string; statusCode?: number }): { code: Err
     : { code: 'INTERNAL_ERROR', detail: 'the gateway could not answer this request; it has been logged' };
 }
 
-/** The response signature; an unrouted request's own X-Request-Id is not echoed as its jti. */
-function signatureOf(signer: ResponseSigner, request: FastifyRequest, bytes: Buffer): string {
+/**
+ * The response signature; an unrouted request's own X-Request-Id is not echoed as its jti. A 401 is
+ * bound to nothing the caller chose (spec 3.3): no jti, htm or htu.
+ */
+function signatureOf(signer: ResponseSigner, request: FastifyRequest, status: number, bytes: Buffer): string {
+  if (status === 401) return signer.signUnbound(bytes);
   const jti = (isUnrouted(request) ? null : requestIdOf(request)) ?? `gateway-${request.id}`;
   return signer.sign(jti, request.method, requestPath(request), bytes);
 }
@@ -109,7 +113,7 @@ export function configureHttpChannel(app: NestFastifyApplication, signer: Respon
   });
   fastify.addHook('onSend', async (request, reply, payload) => {
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.isBuffer(payload) ? payload : Buffer.alloc(0);
-    reply.header('x-jws-signature', signatureOf(signer, request, bytes));
+    reply.header('x-jws-signature', signatureOf(signer, request, reply.statusCode, bytes));
     return bytes;
   });
   fastify.addHook('onResponse', async (request, reply) => {
