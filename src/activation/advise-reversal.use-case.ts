@@ -21,7 +21,7 @@ async function reverse(db: EntityManager | QueryRunner, bankCode: string, reques
   const [row] = await db.query(
     `WITH reversed AS (
        UPDATE activation_request SET status = 'REVERSED', reversed_at = now()
-        WHERE bank_code = $1 AND request_id = $2 AND accepted AND reversed_at IS NULL
+        WHERE bank_code = $1 AND request_id = $2 AND channel = 'ATM' AND accepted AND reversed_at IS NULL
         RETURNING activation_id, request_id, bank_code, channel, national_id, mobile, decided_at, reversed_at, terminal_id, stan, rrn)
      SELECT * FROM reversed`,
     [bankCode, requestId],
@@ -78,7 +78,9 @@ export class AdviseReversal {
       const result = await this.dataSource.transaction(async (db) => {
         await db.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [reversalLockKey(bankCode, originalRequestId)]);
         if (await reverse(db, bankCode, originalRequestId)) return 'REVERSED' as ReversalResult;
-        const [existing] = await db.query(`SELECT accepted, reversed_at FROM activation_request WHERE bank_code = $1 AND request_id = $2`, [bankCode, originalRequestId]);
+        const [existing] = await db.query(`SELECT accepted, reversed_at, channel FROM activation_request WHERE bank_code = $1 AND request_id = $2`, [bankCode, originalRequestId]);
+        // A reversal applies only to an activation that came from an ATM (of that acquirer: the key starts with it).
+        if (existing && existing.channel !== 'ATM') return 'NOT_ACCEPTED' as ReversalResult;
         if (existing) return (existing.reversed_at ? 'ALREADY_REVERSED' : 'NOT_ACCEPTED') as ReversalResult;
         await db.query(`INSERT INTO atm_pending_reversal (bank_code, request_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [bankCode, originalRequestId]);
         return 'PENDING' as ReversalResult;

@@ -1,5 +1,6 @@
 import { AtmAnswer, AtmSwitchClient, IsoFields, parseTlv, frame, matchKey, packMessage } from '../../libs/iso8583';
 import { TOPICS } from '../../src/kafka/topics';
+import { atmRequestId } from '../support/atm-requests';
 import { expectEventContract } from '../support/contracts';
 import { localSpelling, newMobile, newNationalId } from '../support/identities';
 import { TestEnvironment } from '../support/test-environment';
@@ -276,6 +277,26 @@ describe('duplicates and reversals (spec 4.4)', () => {
     expect(reversals).toHaveLength(1);
     expectEventContract(reversals[0].topic, reversals[0].key, reversals[0].event);
     expect(reversals[0].key).toBe(nationalId);
+  });
+
+  it('a 0420 applies only to an activation that came from an ATM: one decided over HTTP under the same key (as stored before HTTP ids of that form were refused) is left alone', async () => {
+    const nationalId = newNationalId();
+    const mobile = newMobile();
+    await env.register(nationalId, mobile, 'PENDING_ACTIVATION');
+    const request = activation(nationalId, mobile);
+    const httpRequestId = `ib-${Date.now()}-${++stanCounter}`;
+    const decided = await env.send(env.pki.tsta.es256, { requestId: httpRequestId, body: { nationalId, mobile, channel: 'INTERNET_BANKING' } });
+    expect(decided.json.status).toBe('ACCEPTED');
+    const atmKey = atmRequestId(request);
+    await env.database.query(`UPDATE activation_request SET request_id = $1 WHERE bank_code = 'TSTA' AND request_id = $2`, [atmKey, httpRequestId]);
+    const reversal = await atm.request({ 0: '0420', 2: PAN, 3: '910000', 7: '1123101530', 11: String(++stanCounter), 32: '111111', 37: request[37], 41: request[41], 90: originalElements(request) });
+    expect({ mti: reversal.fields[0], code: reversal.fields[39] }).toEqual({ mti: '0430', code: '00' }); // always 00 (spec 4.4)
+    const [row] = await env.database.query(`SELECT status, reversed_at FROM activation_request WHERE bank_code = 'TSTA' AND request_id = $1`, [atmKey]);
+    expect(row).toEqual({ status: 'ACCEPTED', reversed_at: null });
+    const [pending] = await env.database.query(`SELECT count(*)::int AS count FROM atm_pending_reversal WHERE bank_code = 'TSTA' AND request_id = $1`, [atmKey]);
+    expect(pending.count).toBe(0);
+    await env.settled(reader);
+    expect(reader.on(TOPICS.activations).filter((r) => r.event.type === 'sa.absher.activation.reversal-advised' && r.event.data.activationId === decided.json.activationId)).toHaveLength(0);
   });
 
   it('a reversal after the identity core reported ACTIVATED is still recorded and published', async () => {

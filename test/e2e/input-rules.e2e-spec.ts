@@ -2,6 +2,9 @@ import { sign } from 'node:crypto';
 import { BankSigningIdentity } from '../../libs/jws';
 import { isUnbound, verifyResponseSignature } from '../../src/channels/http/response-signer';
 import { TOPICS } from '../../src/kafka/topics';
+import { AtmSwitchClient } from '../../libs/iso8583';
+import { isAtmRequestKey } from '../../src/activation/request-keys';
+import { atmActivation, atmRequestId, TSTA_MAC_KEY } from '../support/atm-requests';
 import { expectContract } from '../support/contracts';
 import { localSpelling, newMobile, newNationalId } from '../support/identities';
 import { GatewayAnswer, TestEnvironment } from '../support/test-environment';
@@ -180,5 +183,32 @@ describe('customerReference: null (issue 10: allowed, the same as absent)', () =
     const answer = await env.send(bank(), { requestId, body: { ...honestBody(), customerReference: '' } });
     expectProblem(answer, 400, 'MALFORMED_REQUEST', /^customerReference must be 1 to 64 characters$/);
     await expectNothingStored(requestId);
+  });
+});
+
+describe('request ids of the two channels never meet (issue 10, item 4)', () => {
+  it("an X-Request-Id in the form of an ATM request key is refused over HTTP; the 0200 whose key it is, sent later, is decided as itself", async () => {
+    const customer = { nationalId: newNationalId(), mobile: newMobile() };
+    await env.register(customer.nationalId, customer.mobile, 'PENDING_ACTIVATION');
+    const fields = atmActivation(customer, { rrnPrefix: 'NSP', terminal: 'NSPATM01' });
+    const atmKey = atmRequestId(fields);
+    expect(isAtmRequestKey(atmKey)).toBe(true);
+    const answer = await env.send(bank(), { requestId: atmKey, body: { ...customer, channel: 'INTERNET_BANKING' } });
+    expectProblem(answer, 400, 'MALFORMED_REQUEST', /X-Request-Id must not take the form of an ATM request key/);
+    await expectNothingStored(atmKey);
+    await honestServed();
+    const atm = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_MAC_KEY);
+    try {
+      const decided = await atm.request(fields);
+      expect({ code: decided.fields[39], mac: decided.macValid }).toEqual({ code: '00', mac: true });
+    } finally {
+      await atm.close();
+    }
+    const [row] = await env.database.query<{ channel: string }>(`SELECT channel FROM activation_request WHERE bank_code = $1 AND request_id = $2`, [bank().bankCode, atmKey]);
+    expect(row.channel).toBe('ATM');
+  });
+
+  it('ids banks use (UUIDs, dates, their own colons) are not mistaken for ATM keys', () => {
+    for (const id of ['6f1c2a9e-3b7d-4c55-9a51-0c2f3e4d5a6b', '2026-11-27:000123', 'RJHI:batch:7', '111111:2026112710:12345', 'atm:abc']) expect(isAtmRequestKey(id)).toBe(false);
   });
 });

@@ -9,6 +9,7 @@ import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayError } from '../../common/gateway-error';
 import { parseActivationRequest } from './activation-request.body';
 import { header, isWellFormedRequestId, REQUEST_ID_RULE, requestPath } from './request-context';
+import { ATM_REQUEST_KEY_RULE, isAtmRequestKey } from '../../activation/request-keys';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -29,6 +30,7 @@ export class ActivationsController {
     const bank = await this.authenticate(request, body);
     const requestId = header(request, 'x-request-id');
     if (!isWellFormedRequestId(requestId)) throw new GatewayError('MALFORMED_REQUEST', `X-Request-Id must be ${REQUEST_ID_RULE}`);
+    if (isAtmRequestKey(requestId)) throw new GatewayError('MALFORMED_REQUEST', `X-Request-Id must not take the form of an ATM request key: ${ATM_REQUEST_KEY_RULE}`);
     const contentType = header(request, 'content-type') ?? '';
     if (!/^application\/json\s*(;\s*charset=utf-8\s*)?$/i.test(contentType)) {
       throw new GatewayError('MALFORMED_REQUEST', 'Content-Type must be application/json');
