@@ -183,7 +183,7 @@ it('three instances share the relay slots and partitions; one killed mid-traffic
     await kill(victim);
     killedAtDb = (await env.database.query<{ now: Date }>('SELECT now()'))[0].now;
     // Failover: the survivors own every relay slot and every partition again.
-    const survivorViews = await waitForFullOwnership(45_000);
+    const survivorViews = await waitForFullOwnership(60_000);
     const failoverMs = Date.now() - killedAt;
     // Relay failover: when the last of the victim's slots was first taken by a survivor, from their logs
     // (later moves between survivors, as their share grows once the victim's heartbeat is stale, are rebalancing).
@@ -203,12 +203,12 @@ it('three instances share the relay slots and partitions; one killed mid-traffic
     const relayFailoverMs = Math.max(...firstTaken.values()) - killedAt;
     log(`killed gw-${victim + 1} (slots ${victimSlots.join(',')}); survivors own all 16 relay slots and every partition after ${failoverMs} ms (relay slots taken after ${relayFailoverMs} ms)`);
     for (const view of survivorViews) expect(view.liveInstances).toBe(INSTANCES - 1);
-    expect(failoverMs).toBeLessThan(45_000);
+    expect(failoverMs).toBeLessThan(60_000);
     expect(relayFailoverMs).toBeLessThan(10_000);
 
     await sleep(2000); // traffic on the survivors alone
     await startInstance(victim);
-    await waitForFullOwnership();
+    await waitForFullOwnership(30_000, true); // its partitions come back at the next rebalance; the relay is what publishes
     await sleep(3000); // and on all three again
   }
 
