@@ -1,4 +1,5 @@
 import { DataSource } from 'typeorm';
+import { redactPersonalData } from '../../libs/identity';
 
 export interface ParkedEvent {
   id: string;
@@ -12,11 +13,6 @@ export interface ParkedEvent {
   parkedAt: string;
   /** Rows of the same key waiting behind this one. */
   waitingBehind: number;
-}
-
-/** A key as an operator may see it: a national ID (ten digits) keeps its first and last digit only. */
-export function maskKey(key: string): string {
-  return /^[12][0-9]{9}$/.test(key) ? `${key[0]}********${key[9]}` : key;
 }
 
 /** The operator's view of the outbox (npm run cli -- outbox ...): rows Kafka kept refusing, and re-queuing them. */
@@ -35,7 +31,7 @@ export class OutboxAdmin {
     return rows.map((row) => ({
       id: String(row.id),
       topic: String(row.topic),
-      key: maskKey(String(row.message_key)),
+      key: redactPersonalData(String(row.message_key)), // a national ID on the activations topic
       type: (row.type as string | null) ?? null,
       attempts: Number(row.attempts),
       reason: (row.last_error as string | null) ?? null,
@@ -43,6 +39,14 @@ export class OutboxAdmin {
       parkedAt: new Date(row.parked_at as string).toISOString(),
       waitingBehind: Number(row.waiting),
     }));
+  }
+
+  async parkedCount(): Promise<number> {
+    // next_attempt_at is set on parked rows ('infinity'): the condition lets the small partial index of held rows answer.
+    const [row] = await this.dataSource.query(
+      `SELECT count(*)::int AS parked FROM outbox_event WHERE published_at IS NULL AND next_attempt_at IS NOT NULL AND parked_at IS NOT NULL`,
+    );
+    return Number(row.parked);
   }
 
   /** Parked rows (these ids, or all) are published again at the relay's next round, with a fresh count of attempts. */

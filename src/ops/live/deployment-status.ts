@@ -1,5 +1,6 @@
 import { DataSource } from 'typeorm';
 import { listInstances } from '../../instances/instance-registry';
+import { OutboxAdmin } from '../../outbox/outbox-admin';
 
 /** Pages push every second and scripts may poll: the store is asked at most this often, whoever asks. */
 export const READ_EVERY_MS = 2000;
@@ -76,14 +77,11 @@ export class DeploymentStatus {
     try {
       // One after the other: one pooled connection at most, however slow the store.
       const instances = await listInstances(this.dataSource);
-      // next_attempt_at is set on parked rows ('infinity'): the condition lets the small partial index of held rows answer.
-      const [row] = await this.dataSource.query(
-        `SELECT count(*)::int AS parked FROM outbox_event WHERE published_at IS NULL AND next_attempt_at IS NOT NULL AND parked_at IS NOT NULL`,
-      );
+      const parked = await new OutboxAdmin(this.dataSource).parkedCount();
       this.values = {
         liveInstances: instances.filter((i) => i.live).length,
         instances: instances.map(({ instanceId, live, heartbeatAt, relaySlots, partitions }) => ({ instanceId, live, heartbeatAt, relaySlots, partitions })),
-        parkedEvents: Number(row.parked),
+        parkedEvents: parked,
       };
       this.readAt = this.now();
       this.failed = false;
