@@ -9,6 +9,7 @@ import { JsonLogger } from './logging/json-logger';
 import { OutboxModule } from './outbox/outbox.module';
 import { OpsModule } from './ops/ops.module';
 import { OpsRecorder } from './ops/ops-recorder';
+import { RefusedTraffic } from './ops/refused-traffic';
 import { OpsViewConsumer } from './ops/live/ops-view.consumer';
 import { OutboxRelay } from './outbox/outbox-relay';
 import { ActivationResultsConsumer } from './activation/activation-results-consumer';
@@ -28,6 +29,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     @Inject(KafkaConnection) private readonly kafka: KafkaConnection,
     @Inject(Store) private readonly store: Store,
     @Inject(OpsRecorder) private readonly ops: OpsRecorder,
+    @Inject(RefusedTraffic) private readonly refused: RefusedTraffic,
     @Inject(OpsViewConsumer) private readonly opsView: OpsViewConsumer,
     @Inject(JsonLogger) private readonly logger: JsonLogger,
     @Inject(BankDirectory) private readonly banks: BankDirectory,
@@ -39,6 +41,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     for (const consumer of [this.registrations, this.results]) consumer.reportAssignmentTo((topic, partitions) => this.instances.ownsPartitions(topic, partitions));
     this.relay.start();
     this.ops.start();
+    this.refused.start();
     // In the background: the gateway answers from the stored read model while Kafka is away.
     this.registrations.start();
     this.results.start();
@@ -50,6 +53,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     this.banks.stopWatching();
     await Promise.all([this.registrations.stop(), this.results.stop(), this.opsView.stop()]);
     await this.ops.stop(); // writes the last request-handled events and the open minutes' summaries
+    await this.refused.stop(); // writes the last refusal counts and samples
     await this.relay.stop(); // lets its relay slots go: the other instances take them at their next round
     await this.instances.stop(); // the others now count one instance fewer and take their larger share
     await this.kafka.close();

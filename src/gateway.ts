@@ -10,6 +10,7 @@ import { configureHttpChannel, createHttpAdapter } from './channels/http/http-ch
 import { ResponseSigner } from './channels/http/response-signer';
 import { BankDirectory } from './banks/bank-directory';
 import { OpsRecorder } from './ops/ops-recorder';
+import { RefusedTraffic } from './ops/refused-traffic';
 import { ConfigurationError, GatewayConfig } from './config/gateway-config';
 import { projectRoot } from './common/project-root';
 import { JsonLogger } from './logging/json-logger';
@@ -53,7 +54,13 @@ export async function createGateway(config: GatewayConfig, logger: JsonLogger): 
     { bodyParser: false, logger, abortOnError: false },
   );
   const directory = app.get(BankDirectory);
-  configureHttpChannel(app, signer, logger, { recorder: app.get(OpsRecorder), isKnownBank: (code) => directory.get(code) !== undefined });
+  configureHttpChannel(app, signer, logger, {
+    recorder: app.get(OpsRecorder),
+    refused: app.get(RefusedTraffic),
+    isKnownBank: (code) => directory.get(code) !== undefined,
+    maxAuthFailures: config.HTTP_MAX_AUTH_FAILURES,
+    authFailureWindowMs: config.HTTP_AUTH_FAILURE_WINDOW_MS,
+  });
   closeOnSignals(app, config.SHUTDOWN_DRAIN_MS, logger);
   return app;
 }

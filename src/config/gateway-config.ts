@@ -63,6 +63,60 @@ export class GatewayConfig {
   ISO8583_UNAUTHENTICATED_TIMEOUT_MS = 30_000;
 
   /**
+   * An ATM switch connection that sends this many messages whose MAC does not
+   * verify (or is missing) within ISO8583_MAC_FAILURE_WINDOW_MS is closed
+   * once their 63s are written (spec 4.3: such a connection may be closed).
+   */
+  @IsInt({ message: 'must be a whole number' })
+  @Min(1)
+  @Max(100_000)
+  ISO8583_MAX_MAC_FAILURES = 5;
+
+  @IsInt({ message: 'must be a whole number' })
+  @Min(1000)
+  @Max(86_400_000)
+  ISO8583_MAC_FAILURE_WINDOW_MS = 60_000;
+
+  /**
+   * An HTTP connection whose requests are answered 401 this many times within
+   * HTTP_AUTH_FAILURE_WINDOW_MS gets `Connection: close` on that 401.
+   */
+  @IsInt({ message: 'must be a whole number' })
+  @Min(1)
+  @Max(100_000)
+  HTTP_MAX_AUTH_FAILURES = 20;
+
+  @IsInt({ message: 'must be a whole number' })
+  @Min(1000)
+  @Max(86_400_000)
+  HTTP_AUTH_FAILURE_WINDOW_MS = 60_000;
+
+  /** Refused messages and requests kept as samples, per minute and instance (at most 5 of them from one source). */
+  @IsInt({ message: 'must be a whole number' })
+  @Min(0)
+  @Max(10_000)
+  REFUSED_SAMPLES_PER_MINUTE = 60;
+
+  /** Counts and samples of refused traffic are deleted after this many days. */
+  @IsInt({ message: 'must be a whole number' })
+  @Min(1)
+  @Max(3650)
+  REFUSED_TRAFFIC_RETENTION_DAYS = 30;
+
+  /**
+   * The management port: /metrics and the detailed /health/ready, kept off
+   * the port banks reach. Loopback unless MANAGEMENT_HOST says otherwise
+   * (for example a private interface Prometheus scrapes).
+   */
+  @IsInt({ message: 'must be a whole number' })
+  @Min(0)
+  @Max(65535)
+  MANAGEMENT_PORT = 9090;
+
+  @IsString()
+  MANAGEMENT_HOST = '127.0.0.1';
+
+  /**
    * A client that has not sent its whole request line and headers this long
    * after connecting (or after starting a request) is answered 408 and
    * disconnected. Honest clients send headers in one go; this is what cuts
@@ -262,6 +316,13 @@ const NUMERIC: ReadonlyArray<keyof GatewayConfig> = [
   'SHUTDOWN_DRAIN_MS',
   'OUTBOX_MAX_ATTEMPTS',
   'OUTBOX_RETRY_BASE_MS',
+  'ISO8583_MAX_MAC_FAILURES',
+  'ISO8583_MAC_FAILURE_WINDOW_MS',
+  'HTTP_MAX_AUTH_FAILURES',
+  'HTTP_AUTH_FAILURE_WINDOW_MS',
+  'REFUSED_SAMPLES_PER_MINUTE',
+  'REFUSED_TRAFFIC_RETENTION_DAYS',
+  'MANAGEMENT_PORT',
 ];
 
 export class ConfigurationError extends Error {}
@@ -307,6 +368,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (!config.KAFKA_SASL_MECHANISM && (config.KAFKA_SASL_USERNAME || config.KAFKA_SASL_PASSWORD)) {
     problems.push('KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD need KAFKA_SASL_MECHANISM');
+  }
+  if (config.MANAGEMENT_PORT !== 0 && (config.MANAGEMENT_PORT === config.HTTP_PORT || config.MANAGEMENT_PORT === config.ISO8583_PORT)) {
+    problems.push(`MANAGEMENT_PORT must differ from HTTP_PORT and ISO8583_PORT (got ${config.MANAGEMENT_PORT})`);
   }
   if (Boolean(config.GATEWAY_SIGNING_KEY) !== Boolean(config.GATEWAY_SIGNING_CERT)) {
     problems.push('GATEWAY_SIGNING_KEY and GATEWAY_SIGNING_CERT must be set together');

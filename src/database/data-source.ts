@@ -11,9 +11,10 @@ import { PendingReversals1763881200000 } from './migrations/1763881200000-pendin
 import { ActivationResultOnce1763884800000 } from './migrations/1763884800000-activation-result-once';
 import { RegistryManagement1763906400000 } from './migrations/1763906400000-registry-management';
 import { ActiveActive1764000000001 } from './migrations/1764000000001-active-active';
+import { RefusedTraffic1764100000000 } from './migrations/1764100000000-refused-traffic';
 
 export const ENTITIES = [BankEntity, BankCertificateEntity, RegistrationEntity, ActivationRequestEntity, OutboxEventEntity];
-export const MIGRATIONS = [InitialSchema1763870400000, AtmChannel1763874000000, ActivationResults1763877600000, PendingReversals1763881200000, ActivationResultOnce1763884800000, RegistryManagement1763906400000, ActiveActive1764000000001];
+export const MIGRATIONS = [InitialSchema1763870400000, AtmChannel1763874000000, ActivationResults1763877600000, PendingReversals1763881200000, ActivationResultOnce1763884800000, RegistryManagement1763906400000, ActiveActive1764000000001, RefusedTraffic1764100000000];
 
 /** Schema comes from migrations only; `synchronize` stays off. */
 export function createDataSource(url: string, poolSize: number): DataSource {

@@ -6,6 +6,7 @@ import { OutboxRelay } from '../outbox/outbox-relay';
 import { InstanceRegistry } from '../instances/instance-registry';
 import { GatewayMetrics } from './gateway-metrics';
 import { OpsRecorder } from './ops-recorder';
+import { RefusedTraffic } from './refused-traffic';
 import { GatewayConfig } from '../config/gateway-config';
 import { KafkaConnection } from '../kafka/kafka-connection';
 import { OpsView } from './live/ops-view';
@@ -35,6 +36,12 @@ export function countIsoConnectionsWith(counter: () => number): void {
       inject: [Store, OutboxRelay, GatewayMetrics, JsonLogger],
       useFactory: (store: Store, relay: OutboxRelay, metrics: GatewayMetrics, logger: JsonLogger) => new OpsRecorder(store.dataSource, () => relay.notify(), metrics, logger),
     },
+    {
+      provide: RefusedTraffic,
+      inject: [Store, GatewayConfig, JsonLogger],
+      useFactory: (store: Store, config: GatewayConfig, logger: JsonLogger) =>
+        new RefusedTraffic(store.dataSource, { samplesPerMinute: config.REFUSED_SAMPLES_PER_MINUTE, retentionDays: config.REFUSED_TRAFFIC_RETENTION_DAYS }, logger),
+    },
     { provide: OpsView, useFactory: () => new OpsView() },
     {
       provide: OpsViewConsumer,
@@ -50,6 +57,6 @@ export function countIsoConnectionsWith(counter: () => number): void {
     },
     { provide: OperatorAccess, inject: [GatewayConfig], useFactory: (config: GatewayConfig) => new OperatorAccess(config.OPS_TOKEN) },
   ],
-  exports: [OpsRecorder, GatewayMetrics, OpsViewConsumer, OpsLiveFeed, OperatorAccess, DeploymentStatus],
+  exports: [OpsRecorder, RefusedTraffic, GatewayMetrics, OpsViewConsumer, OpsLiveFeed, OperatorAccess, DeploymentStatus],
 })
 export class OpsModule {}

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { HealthCheckService, HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { Admin } from 'kafkajs';
 import { GatewayConfig } from '../config/gateway-config';
 import { Store } from '../database/store';
@@ -23,6 +23,7 @@ export class ReadinessIndicators {
   private draining = false;
 
   constructor(
+    @Inject(HealthCheckService) private readonly health: HealthCheckService,
     @Inject(HealthIndicatorService) private readonly indicators: HealthIndicatorService,
     @Inject(Store) private readonly store: Store,
     @Inject(KafkaConnection) private readonly kafka: KafkaConnection,
@@ -30,6 +31,18 @@ export class ReadinessIndicators {
     @Inject(GatewayConfig) private readonly config: GatewayConfig,
     @Inject(InstanceRegistry) private readonly instances: InstanceRegistry,
   ) {}
+
+  /**
+   * Every check, each saying why when it is down: the management port's /health/ready. The bank
+   * port's says only ready or not (the details name banks' volumes, instances and versions).
+   */
+  async report(): Promise<{ ready: boolean; body: unknown }> {
+    try {
+      return { ready: true, body: await this.health.check([() => this.store_(), () => this.kafka_(), () => this.outbox(), () => this.instance(), () => this.lifecycle()]) };
+    } catch (error) {
+      return { ready: false, body: (error as { getResponse?: () => unknown }).getResponse?.() ?? { status: 'error', error: { readiness: { status: 'down', message: (error as Error).message } } } };
+    }
+  }
 
   async store_(): Promise<HealthIndicatorResult> {
     const check = this.indicators.check('store');

@@ -42,7 +42,7 @@ async function kill(index: number): Promise<void> {
 }
 
 async function readiness(gateway: StartedGateway): Promise<{ instanceId: string; liveInstances: number; relaySlots: number[]; partitions: Record<string, number[]> }> {
-  const response = await fetch(`${gateway.baseUrl}/health/ready`);
+  const response = await fetch(`${gateway.managementUrl}/health/ready`);
   const body = (await response.json()) as { details: { instance: never } };
   return body.details.instance;
 }

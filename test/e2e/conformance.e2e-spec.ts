@@ -166,7 +166,7 @@ describe('conformance kit', () => {
       { channel: 'ATM', status: 'REVERSED', reversed: true, request_id: expect.stringContaining(':CONFTEST') },
       { channel: 'INTERNET_BANKING', status: 'ACCEPTED', reversed: false, request_id: cases.get('J3')!.reference.split(' ')[0] },
     ]);
-    const refused = await env.database.query(`SELECT response_code, reason FROM atm_refused_message WHERE bank_code = 'TSTA' AND terminal_id = 'CONFTEST'`);
+    const refused = await env.waitForRows(`SELECT response_code, reason FROM atm_refused_message WHERE bank_code = 'TSTA' AND terminal_id = 'CONFTEST'`, [], 1, 'the refused message');
     expect(refused).toEqual([{ response_code: '63', reason: 'MAC does not verify' }]);
   }, 60_000);
 
@@ -240,7 +240,7 @@ describe('conformance kit', () => {
 function startDefaultGateway(dataDir: string): Promise<{ child: ChildProcess; httpPort: number; isoPort: number }> {
   const child = spawn(process.execPath, [GATEWAY_MAIN], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', ISO8583_PORT: '0', ISO8583_HOST: '127.0.0.1' },
+    env: { PATH: process.env.PATH ?? '', DATA_DIR: dataDir, HTTP_PORT: '0', HTTP_HOST: '127.0.0.1', ISO8583_PORT: '0', ISO8583_HOST: '127.0.0.1', MANAGEMENT_PORT: '0' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new Promise((resolve, reject) => {

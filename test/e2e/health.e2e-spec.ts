@@ -13,7 +13,7 @@ afterAll(async () => {
 });
 
 async function ready() {
-  const response = await fetch(`${env.baseUrl}/health/ready`);
+  const response = await fetch(`${env.managementUrl}/health/ready`);
   return { status: response.status, body: (await response.json()) as Record<string, Record<string, { status: string; message?: string }>> };
 }
 

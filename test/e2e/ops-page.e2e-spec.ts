@@ -161,7 +161,7 @@ it('after mixed traffic on every channel, shows each bank and channel with the o
     expect(await page.locator('#kpi-accepted').innerText()).toBe('7');
 
     // The deployment: this gateway alive with every relay slot (it is alone), and no parked event yet.
-    const ready = await fetch(`${env.baseUrl}/health/ready`);
+    const ready = await fetch(`${env.managementUrl}/health/ready`);
     const instanceId = ((await ready.json()) as { details: { instance: { instanceId: string } } }).details.instance.instanceId;
     expect(instanceId).toMatch(/-[0-9]+$/); // hostname-pid, the default GATEWAY_INSTANCE_ID
     const row = `#instance-rows tr[data-instance="${instanceId}"]`;

@@ -45,7 +45,7 @@ it('one request-handled per handled request on both channels, summaries that add
   await atm.close();
 
   // Issue 4, acceptance 4: /metrics counts the same traffic.
-  const metrics = await (await fetch(`${env.baseUrl}/metrics`)).text();
+  const metrics = await (await fetch(`${env.managementUrl}/metrics`)).text();
   const count = (labels: Record<string, string>) =>
     metrics
       .split('\n')

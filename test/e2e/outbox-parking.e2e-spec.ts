@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { TOPICS } from '../../src/kafka/topics';
 import { newMobile, newNationalId } from '../support/identities';
-import { OPS_TOKEN, TestEnvironment } from '../support/test-environment';
+import { TestEnvironment } from '../support/test-environment';
 import { TopicReader } from '../support/topic-reader';
 
 /**
@@ -45,7 +45,7 @@ async function insertEvent(topic: string, key: string, id: string): Promise<stri
 }
 
 async function metric(name: string): Promise<number> {
-  const text = await (await fetch(`${env.baseUrl}/metrics`, { headers: { authorization: `Bearer ${OPS_TOKEN}` } })).text();
+  const text = await (await fetch(`${env.managementUrl}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   return line ? Number(line.split(' ')[1]) : NaN;
 }
@@ -76,7 +76,7 @@ it('a row Kafka keeps refusing is retried, then parked with its reason, while ot
   expect(pending.count).toBe(0);
 
   expect(await metric('absher_gateway_outbox_parked')).toBe(1);
-  const ready = (await (await fetch(`${env.baseUrl}/health/ready`)).json()) as { status: string; details: { outbox: { parked: number } } };
+  const ready = (await (await fetch(`${env.managementUrl}/health/ready`)).json()) as { status: string; details: { outbox: { parked: number } } };
   expect(ready.status).toBe('ok'); // parked rows are for an operator; the instance stays in service
   expect(ready.details.outbox.parked).toBe(1);
 

@@ -462,6 +462,19 @@ describe('probes and unknown routes', () => {
     expect(live.json).toEqual({ status: 'ok' });
     const ready = await GatewayAnswer.read(await rawGet('/health/ready'), env.pki.gatewayPublicKey, env.pki.gatewayKeyId, 'GET', '/health/ready');
     expect(ready.status).toBe(200);
+    // Ready or not, nothing more on the bank port: the details are on the management port (issue 10, item 8).
+    expect(ready.json).toEqual({ status: 'ok' });
+  });
+
+  it('the bank port serves no metrics and no detailed readiness; the management port does, on its own port', async () => {
+    const metrics = await GatewayAnswer.read(await rawGet('/metrics'), env.pki.gatewayPublicKey, env.pki.gatewayKeyId, 'GET', '/metrics');
+    expect({ status: metrics.status, code: metrics.json.code }).toEqual({ status: 404, code: 'NOT_FOUND' });
+    expect(new URL(env.managementUrl).port).not.toBe(new URL(env.baseUrl).port);
+    const scrape = await fetch(`${env.managementUrl}/metrics`);
+    expect(scrape.status).toBe(200);
+    expect(await scrape.text()).toMatch(/^# HELP absher_gateway_requests_total /m);
+    const detailed = (await (await fetch(`${env.managementUrl}/health/ready`)).json()) as { status: string; details: Record<string, unknown> };
+    expect(Object.keys(detailed.details).sort()).toEqual(['instance', 'kafka', 'lifecycle', 'outbox', 'store']);
   });
 
   it('an unknown path is a signed 404 problem', async () => {

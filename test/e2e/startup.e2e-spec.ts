@@ -11,7 +11,7 @@ const ROOT = join(__dirname, '../..');
 
 /** Runs the built gateway with `env` and resolves when it prints its port or exits. */
 function run(env: Record<string, string>, cwd = ROOT): Promise<{ code: number | null; output: string; port?: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, [GATEWAY_MAIN], { cwd, env: { PATH: process.env.PATH ?? '', ISO8583_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [GATEWAY_MAIN], { cwd, env: { PATH: process.env.PATH ?? '', ISO8583_PORT: '0', MANAGEMENT_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const stop = async () => {
     if (child.exitCode === null) {

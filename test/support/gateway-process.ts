@@ -21,7 +21,7 @@ export class GatewayProcess {
 
   constructor(env: Record<string, string>, options: GatewayProcessOptions = {}) {
     this.startTimeoutMs = options.startTimeoutMs ?? 60_000;
-    this.child = spawn(process.execPath, [GATEWAY_MAIN], { cwd: options.cwd, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [GATEWAY_MAIN], { cwd: options.cwd, env: { PATH: process.env.PATH ?? '', MANAGEMENT_PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (chunk: Buffer) => this.logs.push(...chunk.toString().split('\n').filter(Boolean));
     this.child.stdout!.on('data', keep);
     this.child.stderr!.on('data', keep);

@@ -25,6 +25,7 @@ export function testGatewayEnv(pki: TestPki, database: TestDatabase, broker: Dev
     HTTP_HOST: '127.0.0.1',
     ISO8583_PORT: '0',
     ISO8583_HOST: '127.0.0.1',
+    MANAGEMENT_PORT: '0',
     PAN_HASH_KEY: 'test-pan-hash-key-0123456789abcdefgh',
     BANKS_FILE: pki.banksFile,
     TRUST_ANCHORS: pki.trustAnchorsFile,
@@ -47,6 +48,8 @@ export interface StartedGateway {
   child: ChildProcess;
   baseUrl: string;
   isoPort: number;
+  /** The management port's base URL (/metrics, the detailed /health/ready). */
+  managementUrl: string;
 }
 
 /**
@@ -56,6 +59,7 @@ export interface StartedGateway {
 export async function spawnGateway(env: Record<string, string>, logs: string[]): Promise<StartedGateway> {
   const child = spawn(process.execPath, [GATEWAY_MAIN], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let isoPort = 0;
+  let managementPort = 0;
   const port = await new Promise<number>((resolve, reject) => {
     let buffered = '';
     const timer = setTimeout(() => reject(new Error(`gateway did not start in 30 s:\n${logs.slice(-20).join('\n')}`)), 30_000);
@@ -69,6 +73,7 @@ export async function spawnGateway(env: Record<string, string>, logs: string[]):
         try {
           const entry = JSON.parse(line);
           if (typeof entry.iso8583Port === 'number') isoPort = entry.iso8583Port;
+          if (typeof entry.managementPort === 'number') managementPort = entry.managementPort;
           if (typeof entry.httpPort === 'number') {
             clearTimeout(timer);
             resolve(entry.httpPort);
@@ -85,7 +90,7 @@ export async function spawnGateway(env: Record<string, string>, logs: string[]):
       reject(new Error(`gateway exited with ${code} before listening:\n${logs.slice(-20).join('\n')}`));
     });
   });
-  return { child, baseUrl: `http://127.0.0.1:${port}`, isoPort };
+  return { child, baseUrl: `http://127.0.0.1:${port}`, isoPort, managementUrl: `http://127.0.0.1:${managementPort}` };
 }
 
 /**
@@ -98,6 +103,8 @@ export class TestEnvironment {
   baseUrl!: string;
   /** The ISO 8583 listener's port. */
   isoPort!: number;
+  /** The management port's base URL (/metrics, the detailed /health/ready). */
+  managementUrl!: string;
   gateway: ChildProcess | null = null;
   readonly logs: string[] = [];
   private producer: Producer | null = null;
@@ -130,6 +137,7 @@ export class TestEnvironment {
     this.gateway = started.child;
     this.baseUrl = started.baseUrl;
     this.isoPort = started.isoPort;
+    this.managementUrl = started.managementUrl;
   }
 
   /** SIGTERM and wait for the process to exit. */
@@ -258,6 +266,17 @@ export class TestEnvironment {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     throw new Error(`timed out waiting for ${what}`);
+  }
+
+  /** At least `count` rows of `sql`, once the gateway has written them (refused traffic is written every 5 s). */
+  async waitForRows(sql: string, params: unknown[], count: number, what: string, timeoutMs = 30_000): Promise<Record<string, unknown>[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rows = await this.database.query(sql, params);
+      if (rows.length >= count) return rows;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${rows.length} of ${count} rows`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   }
 
   /** Sends a signed request like a bank would; `mutate` may tamper with it after signing. */

@@ -167,6 +167,7 @@ export class BenchEnvironment {
         HTTP_HOST: '127.0.0.1',
         ISO8583_PORT: '0',
         ISO8583_HOST: '127.0.0.1',
+        MANAGEMENT_PORT: '0',
         BANKS_FILE: this.banksFile,
         TRUST_ANCHORS: this.trustAnchorsFile,
         GATEWAY_SIGNING_KEY: this.gatewayKeyFile,

@@ -6,12 +6,12 @@ import { BankDirectory } from '../../banks/bank-directory';
 import { BanksModule } from '../../banks/banks.module';
 import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayConfig } from '../../config/gateway-config';
-import { Store } from '../../database/store';
 import { JsonLogger } from '../../logging/json-logger';
 import { AtmExchange } from './atm-exchange';
 import { AtmListener } from './atm-listener';
 import { countIsoConnectionsWith, OpsModule } from '../../ops/ops.module';
 import { OpsRecorder } from '../../ops/ops-recorder';
+import { RefusedTraffic } from '../../ops/refused-traffic';
 
 export const DEVELOPMENT_PAN_HASH_KEY = 'development-only-pan-hash-key-not-for-production';
 
@@ -40,19 +40,19 @@ export class AtmChannelLifecycle implements OnApplicationBootstrap, BeforeApplic
   providers: [
     {
       provide: AtmListener,
-      inject: [BankDirectory, ActivateAccount, AdviseReversal, Store, GatewayConfig, OpsRecorder, RateLimiter, JsonLogger],
+      inject: [BankDirectory, ActivateAccount, AdviseReversal, RefusedTraffic, GatewayConfig, OpsRecorder, RateLimiter, JsonLogger],
       useFactory: (
         directory: BankDirectory,
         activate: ActivateAccount,
         reverse: AdviseReversal,
-        store: Store,
+        refused: RefusedTraffic,
         config: GatewayConfig,
         ops: OpsRecorder,
         rateLimiter: RateLimiter,
         logger: JsonLogger,
       ) => {
         if (!config.PAN_HASH_KEY) logger.emit('warn', 'PAN_HASH_KEY is unset: PANs are hashed with a development key, for development only');
-        const exchange = new AtmExchange(directory, activate, reverse, store.dataSource, config.PAN_HASH_KEY ?? DEVELOPMENT_PAN_HASH_KEY, ops, rateLimiter, logger);
+        const exchange = new AtmExchange(directory, activate, reverse, refused, config.PAN_HASH_KEY ?? DEVELOPMENT_PAN_HASH_KEY, ops, rateLimiter, logger);
         const listener = new AtmListener(
           exchange,
           {
@@ -60,7 +60,10 @@ export class AtmChannelLifecycle implements OnApplicationBootstrap, BeforeApplic
             maxConnections: config.ISO8583_MAX_CONNECTIONS,
             maxConnectionsPerAddress: config.ISO8583_MAX_CONNECTIONS_PER_ADDRESS,
             unauthenticatedTimeoutMs: config.ISO8583_UNAUTHENTICATED_TIMEOUT_MS,
+            maxMacFailures: config.ISO8583_MAX_MAC_FAILURES,
+            macFailureWindowMs: config.ISO8583_MAC_FAILURE_WINDOW_MS,
           },
+          refused,
           logger,
         );
         countIsoConnectionsWith(() => listener.openConnections);

@@ -1,6 +1,5 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { DataSource } from 'typeorm';
-import { checkNationalId, normalizeMobile } from '../../../libs/identity';
+import { checkNationalId, normalizeMobile, redactPersonalData } from '../../../libs/identity';
 import { IsoFields, IsoFormatError, packMessage, parseTlv, buildTlv, peekMessageHead, retailMac, TlvError, unpackMessage, maskForLog } from '../../../libs/iso8583';
 import { ActivateAccount, ActivationRecord } from '../../activation/activate-account.use-case';
 import { AdviseReversal } from '../../activation/advise-reversal.use-case';
@@ -11,6 +10,7 @@ import { JsonLogger } from '../../logging/json-logger';
 import { ResponseCode, responseCodeOf } from './field39';
 import { OpsRecorder } from '../../ops/ops-recorder';
 import { ErrorCode } from '../../common/gateway-error';
+import { RefusedTraffic } from '../../ops/refused-traffic';
 
 export const ACTIVATION_PROCESSING_CODE = '910000';
 const ECHOED_IN_0210 = [2, 3, 7, 11, 12, 13, 32, 37, 41];
@@ -19,6 +19,16 @@ const REQUIRED_IN_0200 = [2, 3, 7, 11, 12, 13, 32, 37, 41, 48];
 
 /** What to do with one frame: answer it, or close the connection (nothing readable to answer). */
 export type ExchangeResult = { reply: Buffer } | { close: string };
+
+/** What the exchange tells the connection a frame came on: the listener keeps connections that prove a key, and closes those that keep failing. */
+export interface ConnectionTrust {
+  /** A message's MAC verified. */
+  verified(): void;
+  /** A message's MAC was wrong or missing. */
+  macFailed(): void;
+}
+
+const TRUST_NOBODY: ConnectionTrust = { verified: () => undefined, macFailed: () => undefined };
 
 /**
  * The ATM channel's translation (spec 4): an ISO 8583 message in, the one
@@ -32,7 +42,7 @@ export class AtmExchange {
     private readonly directory: BankDirectory,
     private readonly activateAccount: ActivateAccount,
     private readonly adviseReversal: AdviseReversal,
-    private readonly dataSource: DataSource,
+    private readonly refused: RefusedTraffic,
     private readonly panHashKey: string,
     private readonly ops: OpsRecorder,
     /** The same instance the HTTP channel uses: a bank's limit is one budget, whichever channel it spends it on. */
@@ -42,8 +52,7 @@ export class AtmExchange {
     this.log = logger.child('atm');
   }
 
-  /** `onVerified` is called once a message's MAC verifies: the listener keeps only connections that prove a key. */
-  async handle(raw: Buffer, connection: string, onVerified: () => void = () => undefined): Promise<ExchangeResult> {
+  async handle(raw: Buffer, connection: string, trust: ConnectionTrust = TRUST_NOBODY): Promise<ExchangeResult> {
     const receivedAt = performance.now();
     let request: IsoFields;
     try {
@@ -55,21 +64,29 @@ export class AtmExchange {
     const requestId = [7, 11, 32, 37, 41].every((field) => request[field] !== undefined) ? atmRequestId(request) : null;
     const tracing = this.log.enabled('debug'); // decoding and masking for the log only when it is written
     if (tracing) this.log.emit('debug', 'iso request', { connection, requestId, iso: maskForLog(request) });
+    let verified = false;
     try {
-      const reply = await this.dispatch(request, raw, receivedAt, onVerified);
+      const reply = await this.dispatch(request, raw, receivedAt, {
+        verified: () => {
+          verified = true;
+          trust.verified();
+        },
+        macFailed: () => trust.macFailed(),
+      });
       if (tracing) this.log.emit('debug', 'iso response', { connection, requestId, iso: maskForLog(unpackMessage(reply)) });
       return { reply };
     } catch (error) {
       this.log.emit('error', 'unexpected error answering an ISO 8583 message', { connection, mti: request[0], stan: request[11], error });
       try {
-        return { reply: this.errorAnswer(request, '96') };
+        // MAC'd only when the request's own MAC verified: an error before that proves nothing either.
+        return { reply: verified ? this.errorAnswer(request, '96') : this.unprovenAnswer(request, '96') };
       } catch {
         return { close: 'no answer could be built' };
       }
     }
   }
 
-  /** An answer carrying only a field 39 code, MAC'd whenever the bank is known (spec 4.3); not used for MAC failures. */
+  /** An answer carrying only a field 39 code to a request whose MAC verified, MAC'd with its bank's key (spec 4.3). */
   private errorAnswer(request: IsoFields, code: ResponseCode): Buffer {
     const bank = (request[32] && this.directory.forAcquirer(request[32])) || null;
     if (request[0] === '0200') return this.answer0210(request, code, bank);
@@ -82,17 +99,18 @@ export class AtmExchange {
     return bank ? this.sign(bank, fields) : packMessage(fields);
   }
 
-  private async dispatch(request: IsoFields, raw: Buffer, receivedAt: number, onVerified: () => void): Promise<Buffer> {
+  private async dispatch(request: IsoFields, raw: Buffer, receivedAt: number, trust: ConnectionTrust): Promise<Buffer> {
     switch (request[0]) {
       case '0800':
         return this.networkManagement(request);
       case '0200':
-        return this.activation(request, raw, receivedAt, onVerified);
+        return this.activation(request, raw, receivedAt, trust);
       case '0420':
       case '0421':
-        return this.reversal(request, raw, onVerified);
+        return this.reversal(request, raw, trust);
       default:
-        return this.errorAnswer(request, '12');
+        // Not a message that carries a MAC, so nothing is proven: a plain answer.
+        return this.plainAnswer(request, '12');
     }
   }
 
@@ -106,19 +124,20 @@ export class AtmExchange {
     return packMessage(pick(request, [7, 11, 32, 70], { 0: '0810', 39: code }));
   }
 
-  private async activation(request: IsoFields, raw: Buffer, receivedAt: number, onVerified: () => void): Promise<Buffer> {
+  private async activation(request: IsoFields, raw: Buffer, receivedAt: number, trust: ConnectionTrust): Promise<Buffer> {
     const bank = request[32] ? this.directory.forAcquirer(request[32]) : undefined;
     if (!bank) {
-      this.log.emit('warn', 'ATM activation from an unknown acquirer', { acquirerId: request[32] ?? null, stan: request[11] });
+      this.refuse(request, null, '58', 'unknown acquirer');
       return this.failed(request, null, '58', 'UNKNOWN_BANK', receivedAt);
     }
     const macProblem = this.checkMac(bank, request, raw);
     if (macProblem) {
-      const code = await this.refuse(bank, request, macProblem);
-      this.recordError(request, bank, code === '63' ? 'SIGNATURE_INVALID' : 'UNAVAILABLE', receivedAt);
-      return this.unprovenAnswer(request, code);
+      trust.macFailed();
+      this.refuse(request, bank, '63', macProblem);
+      this.recordError(request, bank, 'SIGNATURE_INVALID', receivedAt);
+      return this.unprovenAnswer(request, '63');
     }
-    onVerified();
+    trust.verified();
     // After the MAC, as HTTP limits after the signature: forged frames must not spend the bank's budget.
     // Refused before anything is decided or stored (no row, no atm_refused_message: a write per refusal
     // is the load the limit exists to shed); only the ops stream sees it. 91 tells the switch to try later.
@@ -213,16 +232,21 @@ export class AtmExchange {
    * The switch repeats an advice until it is answered (0421), so a 91 here would only add traffic, and
    * charging advices would let a switch's clean-up crowd out the bank's next activations.
    */
-  private async reversal(request: IsoFields, raw: Buffer, onVerified: () => void): Promise<Buffer> {
+  private async reversal(request: IsoFields, raw: Buffer, trust: ConnectionTrust): Promise<Buffer> {
     const bank = request[32] ? this.directory.forAcquirer(request[32]) : undefined;
     const answer = (code: ResponseCode) => this.answer0430(request, code, bank ?? null);
     if (!bank) {
-      this.log.emit('warn', 'reversal advice from an unknown acquirer', { acquirerId: request[32] ?? null, stan: request[11] });
+      // Spec 4.4: always answered 00; nothing to reverse here.
+      this.refuse(request, null, '00', 'reversal advice from an unknown acquirer');
       return answer('00');
     }
     const macProblem = this.checkMac(bank, request, raw);
-    if (macProblem) return this.unprovenAnswer(request, await this.refuse(bank, request, macProblem));
-    onVerified();
+    if (macProblem) {
+      trust.macFailed();
+      this.refuse(request, bank, '63', macProblem);
+      return this.unprovenAnswer(request, '63');
+    }
+    trust.verified();
     const original = request[90];
     if (!original || !request[37] || !request[41]) return answer('30');
     // Field 90: original MTI (4), STAN (6), transmission date and time (10), acquirer (11, zero-padded), forwarding institution (11).
@@ -264,7 +288,9 @@ export class AtmExchange {
    * could have made to stand in for the answer to the switch's genuine request.
    */
   private unprovenAnswer(request: IsoFields, code: ResponseCode): Buffer {
-    return request[0] === '0200' ? this.answer0210(request, code, null) : this.answer0430(request, code, null);
+    if (request[0] === '0200') return this.answer0210(request, code, null);
+    if (request[0] === '0420' || request[0] === '0421') return this.answer0430(request, code, null);
+    return this.plainAnswer(request, code);
   }
 
   /** `bank` null: no MAC (unknown acquirer, or a message that proved nothing). */
@@ -286,32 +312,33 @@ export class AtmExchange {
       this.log.emit('warn', 'ISO 8583 frame cannot be read; closing the connection', { connection, problem, bytes: raw.length });
       return { close: problem };
     }
-    this.log.emit('warn', 'malformed ISO 8583 message answered with 30', { connection, mti: head.mti, stan: head.stan, problem });
     const fields: IsoFields = { 0: mti, 11: head.stan, 39: '30' };
     if (head.acquirerId) fields[32] = head.acquirerId;
     if (head.rrn) fields[37] = head.rrn;
     const bank = head.acquirerId ? this.directory.forAcquirer(head.acquirerId) : undefined;
+    this.refuse({ ...fields, 0: head.mti }, bank ?? null, '30', redactPersonalData(`cannot be unpacked: ${problem}`).slice(0, 200));
     if (head.mti === '0200') this.recordError({ 0: head.mti, 11: head.stan }, bank ?? null, 'MALFORMED_REQUEST', performance.now());
     try {
-      return { reply: bank && mti !== '0810' ? this.sign(bank, fields) : packMessage(fields) };
+      // Never MAC'd: a message that cannot be unpacked cannot have its MAC checked, so it proved nothing (spec 4.3).
+      return { reply: packMessage(fields) };
     } catch {
       return { close: `${problem}; no answer could be built` };
     }
   }
 
-  /** A MAC failure is stored, never decided (spec 4.3): 63 once it is stored, 91 when it could not be; either without a MAC. */
-  private async refuse(bank: BankProfile, request: IsoFields, reason: string): Promise<ResponseCode> {
-    this.log.emit('warn', 'ISO 8583 message refused', { bank: bank.code, mti: request[0], stan: request[11], reason, responseCode: '63' });
-    try {
-      await this.dataSource.query(
-        `INSERT INTO atm_refused_message (acquirer_id, bank_code, mti, stan, rrn, terminal_id, response_code, reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [request[32] ?? null, bank.code, request[0], request[11] ?? null, request[37] ?? null, request[41] ?? null, '63', reason],
-      );
-      return '63';
-    } catch (error) {
-      this.log.emit('error', 'could not record a refused ISO 8583 message; answering 91', { error });
-      return '91';
-    }
+  /**
+   * A message that proved nothing (spec 4.3: a MAC failure is recorded, never decided): counted and
+   * maybe sampled by RefusedTraffic, in memory; no write and no log line of its own.
+   */
+  private refuse(request: IsoFields, bank: BankProfile | null, code: ResponseCode, reason: string): void {
+    this.refused.refuse({
+      channel: 'ATM',
+      source: request[32] ?? '-',
+      bankCode: bank?.code ?? null,
+      code,
+      reason,
+      sample: { mti: request[0], acquirerId: request[32] ?? null, stan: request[11] ?? null, rrn: request[37] ?? null, terminalId: request[41] ?? null },
+    });
   }
 }
 

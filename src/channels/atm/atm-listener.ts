@@ -1,7 +1,8 @@
 import { createServer, Server, Socket } from 'node:net';
 import { FrameDecoder, FrameTooLargeError, frame, MAX_FRAME_BYTES } from '../../../libs/iso8583';
 import { JsonLogger } from '../../logging/json-logger';
-import { AtmExchange } from './atm-exchange';
+import { RefusedTraffic } from '../../ops/refused-traffic';
+import { AtmExchange, ConnectionTrust } from './atm-exchange';
 
 /**
  * The ATM switch listener (spec 4.1): TCP, many connections, many requests
@@ -26,6 +27,9 @@ export interface AtmListenerLimits {
   maxConnectionsPerAddress: number;
   /** A connection that has sent no MAC-verified message this long after it opened is closed. */
   unauthenticatedTimeoutMs: number;
+  /** This many MAC failures within `macFailureWindowMs` close a connection, once their answers are written. */
+  maxMacFailures: number;
+  macFailureWindowMs: number;
 }
 
 export class AtmListener {
@@ -43,6 +47,7 @@ export class AtmListener {
   constructor(
     private readonly exchange: AtmExchange,
     private readonly limits: AtmListenerLimits,
+    private readonly refused: RefusedTraffic,
     logger: JsonLogger,
   ) {
     this.log = logger.child('atm-listener');
@@ -101,10 +106,26 @@ export class AtmListener {
       this.log.emit('info', 'ATM switch connection sent no MAC-verified message in time; closing it', { connection, peer, timeoutMs: this.limits.unauthenticatedTimeoutMs });
       socket.destroy();
     }, this.limits.unauthenticatedTimeoutMs);
-    const onVerified = () => {
-      if (authenticated) return;
-      authenticated = true;
-      clearTimeout(unauthenticated);
+    // Times of the latest MAC failures, at most maxMacFailures of them.
+    const macFailures: number[] = [];
+    let refusing = false;
+    const trust: ConnectionTrust = {
+      verified: () => {
+        if (authenticated) return;
+        authenticated = true;
+        clearTimeout(unauthenticated);
+      },
+      macFailed: () => {
+        const now = Date.now();
+        macFailures.push(now);
+        if (macFailures.length > this.limits.maxMacFailures) macFailures.shift();
+        if (refusing || macFailures.length < this.limits.maxMacFailures || now - macFailures[0] > this.limits.macFailureWindowMs) return;
+        // Called while the frame is dispatched: nothing more is read or dispatched; what is in flight is answered, then the connection ends.
+        refusing = true;
+        queued.length = 0;
+        this.refused.connectionClosed('ATM');
+        if (this.log.enabled('debug')) this.log.emit('debug', 'ATM switch connection closed for its MAC failures', { connection, peer, failures: macFailures.length });
+      },
     };
     socket.on('timeout', () => {
       this.log.emit('info', 'ATM switch connection idle; closing it', { connection, peer, idleMs: this.limits.idleTimeoutMs });
@@ -127,15 +148,24 @@ export class AtmListener {
     let readEnded = false;
     let capLogged = false;
     const pump = () => {
-      while (!this.closing && !socket.destroyed && queued.length > 0 && inFlight < MAX_IN_FLIGHT_PER_CONNECTION && !writeBlocked) {
+      while (!this.closing && !refusing && !socket.destroyed && queued.length > 0 && inFlight < MAX_IN_FLIGHT_PER_CONNECTION && !writeBlocked) {
         const raw = queued.shift()!;
         inFlight++;
         this.track(
-          this.answer(socket, raw, connection, onVerified, (blocked) => (writeBlocked ||= blocked)).finally(() => {
+          this.answer(socket, raw, connection, trust, (blocked) => (writeBlocked ||= blocked)).finally(() => {
             inFlight--;
             pump();
           }),
         );
+      }
+      if (refusing) {
+        // Our side ends once the answers in flight are written; a peer that keeps its side open is cut off.
+        socket.pause();
+        if (inFlight === 0 && !socket.destroyed && !socket.writableEnded) {
+          socket.end();
+          setTimeout(() => socket.destroy(), 2_000).unref();
+        }
+        return;
       }
       if (readEnded && queued.length === 0 && inFlight === 0 && !socket.destroyed) {
         // The switch shut its write side; every answer is written (end() flushes them first), so ours closes too.
@@ -158,7 +188,7 @@ export class AtmListener {
       pump();
     });
     socket.on('data', (chunk: Buffer) => {
-      if (this.closing) return; // shutting down: no new work
+      if (this.closing || refusing) return; // shutting down, or closing this connection: no new work
       try {
         queued.push(...decoder.push(chunk));
       } catch (error) {
@@ -189,14 +219,14 @@ export class AtmListener {
     }, this.refusalLoggedAt + REFUSAL_LOG_INTERVAL_MS - now).unref();
   }
 
-  private async answer(socket: Socket, raw: Buffer, connection: string, onVerified: () => void, onWrite: (blocked: boolean) => void): Promise<void> {
-    const result = await this.exchange.handle(raw, connection, onVerified);
+  private async answer(socket: Socket, raw: Buffer, connection: string, trust: ConnectionTrust, onWrite: (blocked: boolean) => void): Promise<void> {
+    const result = await this.exchange.handle(raw, connection, trust);
     if ('close' in result) {
       socket.destroy();
       return;
     }
     // A switch that does not read its answers is not let to grow the gateway's memory: reading pauses until it drains.
-    if (!socket.destroyed) onWrite(!socket.write(frame(result.reply)));
+    if (!socket.destroyed && !socket.writableEnded) onWrite(!socket.write(frame(result.reply)));
   }
 
   private track(work: Promise<void>): void {

@@ -4,6 +4,7 @@ import { Channel } from '../../activation/activation.types';
 import { ErrorCode } from '../../common/gateway-error';
 import { JsonLogger } from '../../logging/json-logger';
 import { OpsRecorder } from '../../ops/ops-recorder';
+import { RefusedTraffic } from '../../ops/refused-traffic';
 import { connectionErrorHandler, ConnectionLimits, HttpExceptionFilter, isUnrouted, unroutedProblem } from './http-exception.filter';
 import { sendProblem } from './problem';
 import { requestIdOf, requestPath } from './request-context';
@@ -97,7 +98,25 @@ function hostIsMissingOrRepeated(request: FastifyRequest): boolean {
  */
 export interface HttpOps {
   recorder: OpsRecorder;
+  refused: RefusedTraffic;
   isKnownBank(code: string): boolean;
+  /** This many 401s on one connection within `authFailureWindowMs` get `Connection: close`. */
+  maxAuthFailures: number;
+  authFailureWindowMs: number;
+}
+
+/** Times of the latest 401s per connection (at most maxAuthFailures of them). */
+const authFailures = new WeakMap<object, number[]>();
+
+/** Counts a 401 against its connection; true when the connection has had its limit and is to be closed. */
+function closeAfterAuthFailure(request: FastifyRequest, ops: HttpOps): boolean {
+  const socket = request.raw.socket;
+  let times = authFailures.get(socket);
+  if (!times) authFailures.set(socket, (times = []));
+  const now = Date.now();
+  times.push(now);
+  if (times.length > ops.maxAuthFailures) times.shift();
+  return times.length >= ops.maxAuthFailures && now - times[0] <= ops.authFailureWindowMs;
 }
 
 export function configureHttpChannel(app: NestFastifyApplication, signer: ResponseSigner, logger: JsonLogger, ops: HttpOps): void {
@@ -114,11 +133,27 @@ export function configureHttpChannel(app: NestFastifyApplication, signer: Respon
   fastify.addHook('onSend', async (request, reply, payload) => {
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.isBuffer(payload) ? payload : Buffer.alloc(0);
     reply.header('x-jws-signature', signatureOf(signer, request, reply.statusCode, bytes));
+    if (reply.statusCode === 401 && closeAfterAuthFailure(request, ops)) {
+      // A connection that keeps failing to prove who it is is not kept open for more attempts.
+      reply.header('connection', 'close');
+      ops.refused.connectionClosed('HTTP');
+    }
     return bytes;
   });
   fastify.addHook('onResponse', async (request, reply) => {
     // Every activation request that ended in an error is a handled request on the ops stream too.
     const code = (request as { problemCode?: ErrorCode }).problemCode;
+    if (reply.statusCode === 401 && code) {
+      const bankId = request.headers['x-bank-id'];
+      ops.refused.refuse({
+        channel: 'HTTP',
+        source: request.ip,
+        bankCode: typeof bankId === 'string' && ops.isKnownBank(bankId) ? bankId : null,
+        code,
+        reason: (request as { problemDetail?: string }).problemDetail ?? code,
+        sample: { method: request.method, requestId: requestIdOf(request) },
+      });
+    }
     if (code && request.method === 'POST' && requestPath(request) === '/v1/activations') {
       const bankId = request.headers['x-bank-id'];
       ops.recorder.record({

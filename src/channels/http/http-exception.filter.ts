@@ -42,6 +42,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const requestId = requestIdOf(request);
     const problem = noRoute || isUnrouted(request) ? unroutedProblem(request, code, detail) : problemOf(code, detail, requestId, requestPath(request));
     (request as { problemCode?: string }).problemCode = code;
+    (request as { problemDetail?: string }).problemDetail = detail;
     if (code === 'INTERNAL_ERROR') {
       this.logger.emit('error', 'unexpected error answering an HTTP request', { error: exception, path: requestPath(request), requestId });
     }
