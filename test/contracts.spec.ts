@@ -45,7 +45,7 @@ describe('contracts/', () => {
     expect(checked).toBeGreaterThan(5);
   });
 
-  it.each(['openapi.yaml', 'asyncapi.yaml'])('%s parses and every relative $ref points to an existing file and fragment', (file) => {
+  it.each(['openapi.yaml', 'management-openapi.yaml', 'asyncapi.yaml'])('%s parses and every relative $ref points to an existing file and fragment', (file) => {
     const document = parse(readFileSync(join(CONTRACTS, file), 'utf8'));
     const refs: string[] = [];
     const walk = (node: unknown) => {
@@ -74,7 +74,10 @@ describe('contracts/', () => {
   it('the OpenAPI document covers the endpoints of spec 3.1', () => {
     const openapi = parse(readFileSync(join(CONTRACTS, 'openapi.yaml'), 'utf8'));
     expect(openapi.openapi).toMatch(/^3\.1\./);
-    expect(Object.keys(openapi.paths).sort()).toEqual(['/health/live', '/health/ready', '/metrics', '/ops', '/ops/login', '/ops/logout', '/ops/snapshot', '/ops/stream', '/v1/activations', '/v1/activations/{requestId}']);
+    expect(Object.keys(openapi.paths).sort()).toEqual(['/health/live', '/health/ready', '/ops', '/ops/login', '/ops/logout', '/ops/snapshot', '/ops/stream', '/v1/activations', '/v1/activations/{requestId}']);
+    // The management port's document: what is kept off the bank port.
+    const management = parse(readFileSync(join(CONTRACTS, 'management-openapi.yaml'), 'utf8'));
+    expect(Object.keys(management.paths).sort()).toEqual(['/health/live', '/health/ready', '/metrics']);
   });
 });
 

@@ -10,6 +10,9 @@ export type MacMode = 'valid' | 'wrong' | 'missing';
  * flight, answers matched on fields 11 and 37, MACs set and checked. Used by
  * the tests, `npm run simulate:atm` and the conformance kit.
  */
+/** The error of a request whose connection closed before its answer came. */
+export const CONNECTION_CLOSED = 'connection closed';
+
 export class AtmSwitchClient {
   private readonly decoder = new FrameDecoder(65535);
   private readonly waiting = new Map<string, { resolve: (answer: AtmAnswer) => void; reject: (error: Error) => void }>();
@@ -30,7 +33,7 @@ export class AtmSwitchClient {
     });
     this.closed = new Promise((resolve) =>
       socket.once('close', () => {
-        for (const pending of this.waiting.values()) pending.reject(new Error('connection closed'));
+        for (const pending of this.waiting.values()) pending.reject(new Error(CONNECTION_CLOSED));
         this.waiting.clear();
         resolve();
       }),
@@ -63,6 +66,8 @@ export class AtmSwitchClient {
   }
 
   send(raw: Buffer, key: string, timeoutMs = 15_000): Promise<AtmAnswer> {
+    // The gateway ended the connection (it may, after repeated MAC failures): nothing sent will be answered.
+    if (this.socket.destroyed || this.socket.readableEnded) return Promise.reject(new Error(CONNECTION_CLOSED));
     const answer = this.awaitAnswer(key, timeoutMs);
     this.socket.write(frame(raw));
     return answer;

@@ -34,14 +34,17 @@ it('is ready with every check up; not ready naming kafka when the broker is down
   // The instance that answered says what it owns: alone, every relay slot, and the consumed topics' partitions.
   expect(up.body.details.instance).toMatchObject({ status: 'up', liveInstances: 1, instanceId: expect.any(String) });
   expect((up.body.details.instance as unknown as { relaySlots: number[] }).relaySlots).toEqual(Array.from({ length: 16 }, (_, slot) => slot));
-  expectOpenApiSchema('HealthOk', up.body);
+  expectOpenApiSchema('HealthOk', up.body, 'management-openapi.yaml');
   await env.broker.takeDown();
   try {
     const down = await waitFor(503);
     expect(down.body.error.kafka.status).toBe('down');
     expect(down.body.error.kafka.message).toBeTruthy();
     expect(down.body.details.store.status).toBe('up');
-    expectOpenApiSchema('HealthUnavailable', down.body);
+    expectOpenApiSchema('HealthUnavailable', down.body, 'management-openapi.yaml');
+    // The bank port says only that it is not ready.
+    const bankPort = await fetch(`${env.baseUrl}/health/ready`);
+    expect({ status: bankPort.status, body: await bankPort.json() }).toEqual({ status: 503, body: { status: 'error' } });
   } finally {
     await env.broker.bringUp();
   }

@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { BankSigningIdentity, parseDetachedJws, signDetached } from '../../libs/jws';
 import { TOPICS } from '../../src/kafka/topics';
-import { expectContract, expectEventContract } from '../support/contracts';
+import { expectContract, expectEventContract, expectOpenApiSchema } from '../support/contracts';
 import { localSpelling, newMobile, newNationalId } from '../support/identities';
 import { GatewayAnswer, TestEnvironment } from '../support/test-environment';
 import { TopicReader } from '../support/topic-reader';
@@ -464,6 +464,7 @@ describe('probes and unknown routes', () => {
     expect(ready.status).toBe(200);
     // Ready or not, nothing more on the bank port: the details are on the management port (issue 10, item 8).
     expect(ready.json).toEqual({ status: 'ok' });
+    expectOpenApiSchema('HealthStatus', ready.json);
   });
 
   it('the bank port serves no metrics and no detailed readiness; the management port does, on its own port', async () => {

@@ -45,14 +45,18 @@ export function expectEventContract(topic: string, key: string | null, event: { 
   if (entry.key === 'bankCode' && key !== event.data.bankCode) throw new Error(`${event.type} must be keyed by bank code`);
 }
 
-const openapi = parse(readFileSync(join(CONTRACTS, 'openapi.yaml'), 'utf8'));
+/** The bank port's API, and the management port's. */
+type OpenApiDocument = 'openapi.yaml' | 'management-openapi.yaml';
+const openapiDocuments = new Map<OpenApiDocument, { components: { schemas: Record<string, object> } }>();
 const openapiValidator = new Ajv2020({ strict: false, allErrors: true });
 addFormats(openapiValidator);
 
-/** A response body against a schema of contracts/openapi.yaml's components (its local $refs resolve). */
-export function expectOpenApiSchema(name: string, value: unknown): void {
-  if (!openapi.components.schemas[name]) throw new Error(`no schema ${name} in contracts/openapi.yaml`);
-  if (!openapiValidator.validate({ ...openapi.components.schemas[name], components: openapi.components }, value)) {
-    throw new Error(`does not match contracts/openapi.yaml ${name}: ${openapiValidator.errorsText()}\n${JSON.stringify(value, null, 2)}`);
+/** A response body against a schema of an OpenAPI document's components (its local $refs resolve). */
+export function expectOpenApiSchema(name: string, value: unknown, document: OpenApiDocument = 'openapi.yaml'): void {
+  let openapi = openapiDocuments.get(document);
+  if (!openapi) openapiDocuments.set(document, (openapi = parse(readFileSync(join(CONTRACTS, document), 'utf8'))));
+  if (!openapi!.components.schemas[name]) throw new Error(`no schema ${name} in contracts/${document}`);
+  if (!openapiValidator.validate({ ...openapi!.components.schemas[name], components: openapi!.components }, value)) {
+    throw new Error(`does not match contracts/${document} ${name}: ${openapiValidator.errorsText()}\n${JSON.stringify(value, null, 2)}`);
   }
 }

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { maskMobile, maskNationalId } from '../../libs/identity';
-import { AtmAnswer, AtmSwitchClient, answerMacProblem, buildTlv, IsoFields, MacMode, parseTlv } from '../../libs/iso8583';
+import { AtmAnswer, AtmSwitchClient, answerMacProblem, CONNECTION_CLOSED, buildTlv, IsoFields, MacMode, parseTlv } from '../../libs/iso8583';
 import { anotherMobile, CustomerRole, freshMobile, freshNationalId, localSpelling, TestCustomer, TestCustomers } from './customers';
 import { IsoOptions } from './options';
 import { CaseOutcome } from './report';
@@ -23,12 +23,24 @@ class SwitchLink {
 
   constructor(private readonly target: IsoTarget) {}
 
+  /**
+   * Once more on a new connection when the gateway closed this one before answering: it closes a
+   * connection after repeated MAC failures (spec 4.3), and a request it did not read was not decided
+   * (sent again with the same 7, 11, 37 and 41, a request it did decide gets its original answer).
+   */
   async send(fields: IsoFields, mac: MacMode = 'valid'): Promise<Sent> {
-    try {
-      const client = await this.connected();
-      return { ok: true, answer: await client.request(fields, mac, this.target.timeoutMs) };
-    } catch (error) {
-      return { ok: false, error: (error as Error).message };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const client = await this.connected();
+        return { ok: true, answer: await client.request(fields, mac, this.target.timeoutMs) };
+      } catch (error) {
+        const closed = (error as Error).message === CONNECTION_CLOSED;
+        if (closed && attempt === 1) {
+          this.open = false;
+          continue;
+        }
+        return { ok: false, error: (error as Error).message };
+      }
     }
   }
 
