@@ -148,8 +148,9 @@ function logEntries(): Array<Record<string, unknown>> {
 }
 
 /** The gateway's name for the connection whose switch side is `localPort` (from its "connected" debug line). */
+/** The latest connection from this port: an earlier test's connection may have had the same ephemeral port. */
 function connectionOf(localPort: number): string {
-  const entry = logEntries().find((e) => e.message === 'ATM switch connected' && String(e.peer).endsWith(`:${localPort}`));
+  const entry = [...logEntries()].reverse().find((e) => e.message === 'ATM switch connected' && String(e.peer).endsWith(`:${localPort}`));
   if (!entry) throw new Error(`no connection from port ${localPort} in the log`);
   return String(entry.connection);
 }
