@@ -1,4 +1,4 @@
-import { ConfigurationError, GatewayConfig, loadConfig } from './config/gateway-config';
+import { ConfigurationError, GatewayConfig, loadConfig, ServiceUnreachableError } from './config/gateway-config';
 import { BankRegistryFileError } from './banks/bank-registry-file';
 import { Store } from './database/store';
 import { createGateway } from './gateway';
@@ -17,9 +17,13 @@ class StartupLogger extends JsonLogger {
     super.emit(level, message, fields);
   }
 
-  /** Nest logs a failed HTTP bind as the raw error; main() says it once, in the variables' words. */
+  /**
+   * Nest logs a failed HTTP bind, and any error of the start, as the raw error; main() says it once,
+   * in the variables' words.
+   */
   override error(message: unknown, ...rest: [string?, string?]): void {
     if (rest.includes('NestApplication') && String(message).includes('EADDRINUSE')) return;
+    if (rest.includes('ExceptionHandler')) return;
     super.error(message, ...rest);
   }
 }
@@ -47,6 +51,10 @@ async function main(): Promise<void> {
     logger.emit('info', `absher-bank-gateway listening: signed JSON on http://${config.HTTP_HOST}:${port}`, { httpPort: port });
   } catch (caught) {
     const error = portInUse(caught, stage, config) ?? caught;
+    if (error instanceof ServiceUnreachableError) {
+      logger.emit('error', error.message);
+      process.exit(69); // EX_UNAVAILABLE
+    }
     const known = error instanceof ConfigurationError || error instanceof BankRegistryFileError;
     logger.emit('error', known ? (error as Error).message : 'the gateway could not start', known ? {} : { error });
     process.exit(known ? 78 : 1);

@@ -327,6 +327,9 @@ const NUMERIC: ReadonlyArray<keyof GatewayConfig> = [
 
 export class ConfigurationError extends Error {}
 
+/** A service the gateway needs at start (PostgreSQL) cannot be reached: said with the service and the variable that points at it. */
+export class ServiceUnreachableError extends Error {}
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
   const config = new GatewayConfig();
   const target = config as unknown as Record<string, unknown>;

@@ -2,7 +2,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
-import { GatewayConfig } from '../config/gateway-config';
+import { GatewayConfig, ServiceUnreachableError } from '../config/gateway-config';
 import { JsonLogger } from '../logging/json-logger';
 import { createDataSource } from './data-source';
 import { DataDirLock } from './data-dir-lock';
@@ -59,7 +59,16 @@ export class Store {
         logger.emit('warn', 'DATABASE_URL is unset: using embedded PostgreSQL (PGlite), for development only', { dataDir: dir });
       }
       dataSource = createDataSource(url, poolSize);
-      await dataSource.initialize();
+      try {
+        await dataSource.initialize();
+      } catch (error) {
+        if (embedded) throw error;
+        const where = url.replace(/\/\/[^@/]*@/, '//'); // without the credentials
+        throw new ServiceUnreachableError(
+          `PostgreSQL at DATABASE_URL (${where}) cannot be reached: ${(error as Error).message}. ` +
+            'Start it, or correct DATABASE_URL (unset, the gateway uses its embedded database)',
+        );
+      }
       await migrate(dataSource, url, logger);
       const description = embedded ? `embedded PGlite (${resolve(config.DATA_DIR, 'pglite')})` : url.replace(/\/\/[^@/]*@/, '//');
       let urlFile: string | null = null;

@@ -68,6 +68,23 @@ describe('configuration is checked at start and a bad value stops the process wi
     expect(anchors.output).toMatch(/TRUST_ANCHORS .*none\.pem cannot be read/);
   });
 
+  it('a PostgreSQL that cannot be reached is named, with DATABASE_URL (without its password): exit code 69, one line, no stack', async () => {
+    const result = await run({
+      DATABASE_URL: 'postgres://gateway:s3cret-password@127.0.0.1:1/absher',
+      PAN_HASH_KEY: 'p'.repeat(32),
+      SUBJECT_HASH_KEY: 's'.repeat(32),
+      KEY_ENCRYPTION_KEY: '0'.repeat(64),
+      OPS_TOKEN: 'o'.repeat(16),
+      KAFKA_BROKERS: '127.0.0.1:1',
+    });
+    expect(result.code).toBe(69);
+    const errors = result.output.split('\n').filter((line) => line.includes('"level":"error"'));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain('PostgreSQL at DATABASE_URL (postgres://127.0.0.1:1/absher) cannot be reached: connect ECONNREFUSED 127.0.0.1:1');
+    expect(result.output).not.toContain('s3cret-password');
+    expect(result.output).not.toMatch(/^\s+at /m);
+  });
+
   it('a structural mistake in BANKS_FILE names the bank and the field', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gateway-start-'));
     const file = join(dir, 'banks.yaml');
