@@ -1,5 +1,6 @@
 import { EachBatchPayload, Kafka } from 'kafkajs';
 import { DataSource, EntityManager } from 'typeorm';
+import { structuredValue } from '../kafka/cloud-event-reader';
 import { ResilientConsumer } from '../kafka/resilient-consumer';
 import { EVENT_TYPES, TOPICS } from '../kafka/topics';
 import { JsonLogger } from '../logging/json-logger';
@@ -38,7 +39,9 @@ export class ActivationResultsConsumer extends ResilientConsumer {
       for (const [index, message] of batch.messages.entries()) {
         // A long batch must not cost the group membership (10 s session): keep heart-beating.
         if (index % 100 === 99) await heartbeat();
-        const parsed = parseActivationResult(message.value);
+        // Structured or binary mode (CloudEvents Kafka binding): the result is read from the structured form.
+        const record = structuredValue(message.value, message.headers);
+        const parsed = record.ok ? parseActivationResult(record.value) : record;
         if (!parsed.ok) {
           outbox.push(deadLetter(batch.topic, batch.partition, message, parsed.reason));
           outcomes.dead++;

@@ -1,6 +1,7 @@
 import { CompressionTypes, Producer } from 'kafkajs';
 import { DataSource } from 'typeorm';
 import { JsonLogger } from '../logging/json-logger';
+import { STRUCTURED_MODE_HEADER_BYTES, STRUCTURED_MODE_HEADERS } from './cloud-event';
 import { refusalOf } from './kafka-refusal';
 import { RelaySlots } from './relay-slots';
 
@@ -229,7 +230,7 @@ export class OutboxRelay {
     if (rows.length === 0) return 0;
     // Bounded in bytes too, well under Kafka's default 1 MB request and record limits.
     let bytes = 0;
-    const cut = rows.findIndex((row) => (bytes += row.payload.length + row.message_key.length) > MAX_BATCH_BYTES);
+    const cut = rows.findIndex((row) => (bytes += row.payload.length + row.message_key.length + STRUCTURED_MODE_HEADER_BYTES) > MAX_BATCH_BYTES);
     if (cut > 0) rows.length = cut;
     const producer = await this.connectedProducer();
     try {
@@ -307,12 +308,13 @@ export class OutboxRelay {
     if (parked.length) this.log.emit('error', 'outbox rows parked after their attempts; re-queue with "npm run cli -- outbox requeue"', { ids: parked.slice(0, 20), count: parked.length });
   }
 
+  /** Each row's payload is a JSON CloudEvent: published in the Kafka binding's structured mode, the same header on every record. */
   private async send(producer: Producer, rows: PendingRow[]): Promise<void> {
     await producer.sendBatch({
       acks: -1,
       timeout: 10_000,
       compression: this.compression,
-      topicMessages: groupBy(rows, (row) => row.topic).map((group) => ({ topic: group[0].topic, messages: group.map((row) => ({ key: row.message_key, value: row.payload })) })),
+      topicMessages: groupBy(rows, (row) => row.topic).map((group) => ({ topic: group[0].topic, messages: group.map((row) => ({ key: row.message_key, value: row.payload, headers: STRUCTURED_MODE_HEADERS })) })),
     });
   }
 

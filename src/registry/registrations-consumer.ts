@@ -1,4 +1,5 @@
 import { EachBatchPayload, Kafka } from 'kafkajs';
+import { structuredValue } from '../kafka/cloud-event-reader';
 import { ResilientConsumer } from '../kafka/resilient-consumer';
 import { DataSource } from 'typeorm';
 import { JsonLogger } from '../logging/json-logger';
@@ -33,7 +34,9 @@ export class RegistrationsConsumer extends ResilientConsumer {
     const latest = new Map<string, RegistrationUpdate>();
     const dead: OutboxMessage[] = [];
     for (const message of batch.messages) {
-      const parsed = parseRegistrationUpdate(message.key, message.value);
+      // Structured or binary mode (CloudEvents Kafka binding): the update is read from the structured form.
+      const record = structuredValue(message.value, message.headers);
+      const parsed = record.ok ? parseRegistrationUpdate(message.key, record.value) : record;
       if (parsed.ok) {
         const known = latest.get(parsed.update.nationalId);
         if (!known || known.version < parsed.update.version) latest.set(parsed.update.nationalId, parsed.update);

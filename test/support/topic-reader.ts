@@ -6,6 +6,8 @@ export interface ReadRecord {
   partition: number;
   offset: string;
   key: string | null;
+  /** The record's headers as text (a header repeated keeps its last value; one without a value is an empty string). */
+  headers: Record<string, string>;
   raw: string;
   event: { id: string; type: string; subject: string; data: Record<string, unknown>; [name: string]: unknown };
 }
@@ -34,7 +36,10 @@ export class TopicReader {
         } catch {
           event = { id: '', type: 'not-json', subject: '', data: {} };
         }
-        reader.records.push({ topic, partition, offset: message.offset, key: message.key?.toString() ?? null, raw, event });
+        const headers = Object.fromEntries(
+          Object.entries(message.headers ?? {}).map(([name, value]) => [name, String((Array.isArray(value) ? value[value.length - 1] : value) ?? '')]),
+        );
+        reader.records.push({ topic, partition, offset: message.offset, key: message.key?.toString() ?? null, headers, raw, event });
       },
     });
     return reader;
