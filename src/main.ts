@@ -2,7 +2,7 @@ import { ConfigurationError, GatewayConfig, loadConfig, ServiceUnreachableError 
 import { BankRegistryFileError } from './banks/bank-registry-file';
 import { Store } from './database/store';
 import { createGateway } from './gateway';
-import { JsonLogger, LogLevel } from './logging/json-logger';
+import { JsonLogger, LogLevel, logProcessWarnings } from './logging/json-logger';
 
 /**
  * The gateway's logger, which also notes the ISO 8583 port the ATM listener
@@ -30,6 +30,7 @@ class StartupLogger extends JsonLogger {
 
 async function main(): Promise<void> {
   const logger = new StartupLogger('gateway');
+  logProcessWarnings(logger);
   let config;
   try {
     config = loadConfig();

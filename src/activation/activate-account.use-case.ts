@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { outsideRequestContext } from '../logging/json-logger';
 import { DataSource, QueryRunner } from 'typeorm';
 import { BankProfile } from '../banks/bank-directory';
 import { GatewayError, isStoreUnavailable } from '../common/gateway-error';
@@ -110,7 +111,8 @@ export class ActivateAccount {
     while (this.batchesInFlight < MAX_BATCHES_IN_FLIGHT && this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_BATCH);
       this.batchesInFlight++;
-      void this.runBatch(batch).finally(() => {
+      // A batch decides many requests: its log lines (and what it starts) belong to none of them.
+      void outsideRequestContext(() => this.runBatch(batch)).finally(() => {
         this.batchesInFlight--;
         this.startBatches();
       });

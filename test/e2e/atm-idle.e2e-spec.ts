@@ -26,6 +26,6 @@ it('closes a silent connection after the idle timeout, keeps one that echoes', a
   }
   expect(silentClosedAt).toBeGreaterThan(0);
   expect(silentClosedAt - started).toBeGreaterThanOrEqual(1400);
-  expect(env.logs.some((line) => line.includes('connection idle; closing it'))).toBe(true);
+  await env.waitForLog((line) => line.includes('connection idle; closing it'));
   await busy.close();
 });

@@ -214,7 +214,7 @@ it('1,000 0200 frames in one write are all answered, never more than the in-flig
   // lines (written in order by one process) gives a lower bound of what was in flight at every moment.
   const connection = connectionOf(flood.localPort);
   // 2,000 debug lines reach stdout well after the answers when the machine is busy: give them time.
-  await waitForLog(() => logEntries().filter((e) => e.connection === connection && e.message === 'iso response').length === 1000, 60_000);
+  await waitForLog(() => logEntries().filter((e) => e.connection === connection && e.message === 'iso response').length >= 1000, 60_000);
   let inFlight = 0;
   let most = 0;
   let started = 0;

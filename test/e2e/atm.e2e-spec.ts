@@ -385,7 +385,8 @@ describe('transport (spec 4.1)', () => {
     const client = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_KEY);
     client.writeRaw(Buffer.from([0xff, 0xff, 0x30, 0x32]));
     await client.closed;
-    expect(env.logs.some((line) => line.includes('impossible frame length'))).toBe(true);
+    // The log is written asynchronously: the line may follow the close by a moment.
+    await env.waitForLog((line) => line.includes('impossible frame length'));
     expect((await atm.request(activation(newNationalId(), newMobile()))).fields[39]).toBe('25');
   });
 
@@ -456,7 +457,7 @@ describe('the PAN is never in clear', () => {
       const rows = await env.database.query(`SELECT * FROM ${table}`);
       expect({ table, leaked: JSON.stringify(rows).includes(PAN) }).toEqual({ table, leaked: false });
     }
-    expect(env.logs.some((line) => line.includes('iso request'))).toBe(true);
+    await env.waitForLog((line) => line.includes('iso request'));
     expect(env.logs.filter((line) => line.includes(PAN))).toEqual([]);
     expect(reader.records.filter((r) => r.raw.includes(PAN))).toEqual([]);
   });

@@ -34,5 +34,5 @@ it('a bank removed from BANKS_FILE is UNKNOWN_BANK, a certificate removed is UNK
   expect(removedKey.json.code).toBe('UNKNOWN_KEY');
   expect((await env.send(env.pki.tsta.es256, { requestId: 'after-3', body: body() })).status).toBe(200);
   expect(await env.database.query(`SELECT code FROM bank ORDER BY code`)).toEqual([{ code: 'TSTA' }, { code: 'TSTR' }]);
-  expect(env.logs.some((line) => line.includes('banks no longer in BANKS_FILE were removed'))).toBe(true);
+  await env.waitForLog((line) => line.includes('banks no longer in BANKS_FILE were removed'));
 });

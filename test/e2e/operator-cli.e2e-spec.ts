@@ -178,7 +178,7 @@ it('rotates a MAC key: never printed, stored sealed, the old key refused and the
   await env.startGateway();
   expect(await answerWith(newKey)).toBe('25');
   expect(await answerWith(OLD_MAC_KEY)).toBe('63');
-  expect(env.logs.some((line) => line.includes('BANKS_FILE entries ignored') && line.includes('TSTA'))).toBe(true);
+  await env.waitForLog((line) => line.includes('BANKS_FILE entries ignored') && line.includes('TSTA'));
   // NEWB, made with the CLI, is not in BANKS_FILE and survives the restart.
   expect(ok('banks', 'list')).toMatch(/NEWB\s+New Bank\s+ATM,INTERNET_BANKING\s+777777\s+50\s+1\s+not set\s+CLI/);
 });

@@ -268,6 +268,17 @@ export class TestEnvironment {
     throw new Error(`timed out waiting for ${what}`);
   }
 
+  /** The first log line that matches, once the gateway has written it (its log is written asynchronously). */
+  async waitForLog(match: (line: string) => boolean, timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = this.logs.find(match);
+      if (line !== undefined) return line;
+      if (Date.now() > deadline) throw new Error(`no such log line within ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
   /** At least `count` rows of `sql`, once the gateway has written them (refused traffic is written every 5 s). */
   async waitForRows(sql: string, params: unknown[], count: number, what: string, timeoutMs = 30_000): Promise<Record<string, unknown>[]> {
     const deadline = Date.now() + timeoutMs;

@@ -6,7 +6,7 @@ import { AdviseReversal } from '../../activation/advise-reversal.use-case';
 import { BankDirectory, BankProfile } from '../../banks/bank-directory';
 import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayError } from '../../common/gateway-error';
-import { JsonLogger } from '../../logging/json-logger';
+import { JsonLogger, withRequestContext } from '../../logging/json-logger';
 import { ResponseCode, responseCodeOf } from './field39';
 import { OpsRecorder } from '../../ops/ops-recorder';
 import { ErrorCode } from '../../common/gateway-error';
@@ -60,10 +60,15 @@ export class AtmExchange {
     } catch (error) {
       return this.unreadable(raw, (error as IsoFormatError).message, connection);
     }
-    // The same request id as the stored row and the events carry, so one ATM request can be followed across logs, store and Kafka.
+    // The same request id as the stored row and the events carry, so one ATM request can be followed across logs, store and Kafka:
+    // bound to every line written while it is handled.
     const requestId = [7, 11, 32, 37, 41].every((field) => request[field] !== undefined) ? atmRequestId(request) : null;
+    return withRequestContext({ requestId, connection }, () => this.answer(request, raw, receivedAt, trust));
+  }
+
+  private async answer(request: IsoFields, raw: Buffer, receivedAt: number, trust: ConnectionTrust): Promise<ExchangeResult> {
     const tracing = this.log.enabled('debug'); // decoding and masking for the log only when it is written
-    if (tracing) this.log.emit('debug', 'iso request', { connection, requestId, iso: maskForLog(request) });
+    if (tracing) this.log.emit('debug', 'iso request', { iso: maskForLog(request) });
     let verified = false;
     try {
       const reply = await this.dispatch(request, raw, receivedAt, {
@@ -73,10 +78,10 @@ export class AtmExchange {
         },
         macFailed: () => trust.macFailed(),
       });
-      if (tracing) this.log.emit('debug', 'iso response', { connection, requestId, iso: maskForLog(unpackMessage(reply)) });
+      if (tracing) this.log.emit('debug', 'iso response', { iso: maskForLog(unpackMessage(reply)) });
       return { reply };
     } catch (error) {
-      this.log.emit('error', 'unexpected error answering an ISO 8583 message', { connection, mti: request[0], stan: request[11], error });
+      this.log.emit('error', 'unexpected error answering an ISO 8583 message', { mti: request[0], stan: request[11], error });
       try {
         // MAC'd only when the request's own MAC verified: an error before that proves nothing either.
         return { reply: verified ? this.errorAnswer(request, '96') : this.unprovenAnswer(request, '96') };

@@ -7,6 +7,7 @@ import { BankAuthenticator } from '../../banks/bank-authenticator';
 import { BankProfile } from '../../banks/bank-directory';
 import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayError } from '../../common/gateway-error';
+import { JsonLogger } from '../../logging/json-logger';
 import { parseActivationRequest } from './activation-request.body';
 import { header, isWellFormedRequestId, REQUEST_ID_RULE, requestPath } from './request-context';
 import { ATM_REQUEST_KEY_RULE, isAtmRequestKey } from '../../activation/request-keys';
@@ -21,13 +22,20 @@ export class ActivationsController {
     @Inject(RateLimiter) private readonly rateLimiter: RateLimiter,
     @Inject(ActivateAccount) private readonly activateAccount: ActivateAccount,
     @Inject(ActivationQueries) private readonly queries: ActivationQueries,
-  ) {}
+    @Inject(JsonLogger) logger: JsonLogger,
+  ) {
+    this.log = logger.child('http');
+  }
+
+  private readonly log: JsonLogger;
 
   @Post()
   async submit(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const receivedAt = performance.now();
     const body = Buffer.isBuffer(request.body) ? request.body : EMPTY;
     const bank = await this.authenticate(request, body);
+    // The request id comes from the request's log context (bound by the HTTP channel).
+    if (this.log.enabled('debug')) this.log.emit('debug', 'activation request authenticated', { bank: bank.code });
     const requestId = header(request, 'x-request-id');
     if (!isWellFormedRequestId(requestId)) throw new GatewayError('MALFORMED_REQUEST', `X-Request-Id must be ${REQUEST_ID_RULE}`);
     if (isAtmRequestKey(requestId)) throw new GatewayError('MALFORMED_REQUEST', `X-Request-Id must not take the form of an ATM request key: ${ATM_REQUEST_KEY_RULE}`);

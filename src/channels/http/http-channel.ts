@@ -2,7 +2,7 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Channel } from '../../activation/activation.types';
 import { ErrorCode } from '../../common/gateway-error';
-import { JsonLogger } from '../../logging/json-logger';
+import { JsonLogger, withRequestContext } from '../../logging/json-logger';
 import { OpsRecorder } from '../../ops/ops-recorder';
 import { RefusedTraffic } from '../../ops/refused-traffic';
 import { connectionErrorHandler, ConnectionLimits, HttpExceptionFilter, isUnrouted, unroutedProblem } from './http-exception.filter';
@@ -130,6 +130,9 @@ export function configureHttpChannel(app: NestFastifyApplication, signer: Respon
     sendProblem(reply, unroutedProblem(request, 'MALFORMED_REQUEST', 'an HTTP/1.1 request must carry exactly one Host header'));
     return reply;
   });
+  // The handler runs inside its request's log context: any line written while it is handled names the request.
+  // Callback style: done() continues to the handler synchronously, inside the context.
+  fastify.addHook('preHandler', (request: FastifyRequest, _reply: FastifyReply, done: () => void) => withRequestContext({ requestId: requestIdOf(request) }, done));
   fastify.addHook('onSend', async (request, reply, payload) => {
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.isBuffer(payload) ? payload : Buffer.alloc(0);
     reply.header('x-jws-signature', signatureOf(signer, request, reply.statusCode, bytes));
