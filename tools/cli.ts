@@ -11,6 +11,7 @@ import { JsonLogger } from '../src/logging/json-logger';
 import { DataSource } from 'typeorm';
 import { listInstances } from '../src/instances/instance-registry';
 import { OutboxAdmin } from '../src/outbox/outbox-admin';
+import { defineTool, exitWith, fromWorkingDirectory, hanging, OptionSpecs, readOptions, reportUsageError, ToolSpec, UsageError, Values } from './options';
 
 /**
  * `npm run cli -- <group> <command> [options]`: the operators' tool for the
@@ -20,264 +21,208 @@ import { OutboxAdmin } from '../src/outbox/outbox-admin';
  * Changes take effect in running gateways within a second or two; each is
  * written to the audit trail with the operator's name.
  */
-interface Command {
-  usage: string;
-  summary: string;
-  options: [string, string][];
-  run(admin: BankRegistryAdmin, options: Options, dataSource: DataSource): Promise<void>;
+interface Context {
+  admin: BankRegistryAdmin;
+  dataSource: DataSource;
 }
 
-type Options = Record<string, string | true>;
+interface Command {
+  tool: ToolSpec;
+  run(context: Context, values: Record<string, unknown>): Promise<void>;
+}
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
-const COMMANDS: Record<string, Command> = {
-  'instances list': {
-    usage: 'instances list',
-    summary: 'the gateway instances sharing this database: alive or gone, their relay slots and consumer partitions',
-    options: [],
-    async run(_admin, _options, dataSource) {
-      const instances = await listInstances(dataSource);
-      table(
-        ['instance', 'host', 'pid', 'state', 'heartbeat', 'relay slots', 'partitions'],
-        instances.map((i) => [
-          i.instanceId,
-          i.host,
-          String(i.pid),
-          i.live ? 'alive' : 'gone',
-          i.heartbeatAt,
-          i.relaySlots.join(',') || '-',
-          Object.entries(i.partitions).map(([topic, partitions]) => `${topic}:${partitions.join(',') || '-'}`).join(' ') || '-',
-        ]),
-      );
-    },
-  },
-  'outbox parked': {
-    usage: 'outbox parked [--limit 100]',
-    summary: 'events Kafka kept refusing (unknown topic, record too large...), parked with the reason; later events of the same key wait behind them',
-    options: [['--limit', 'how many (default 100), oldest first']],
-    async run(_admin, o, dataSource) {
-      const parked = await new OutboxAdmin(dataSource).parked(Number(o['--limit'] ?? 100));
+/** Accepted by every command, so one invocation style works for all (changes are audited under it). */
+const GLOBAL = {
+  operator: { type: 'string', value: 'NAME', help: 'who makes the change, for the audit trail (default: ABSHER_OPERATOR, then the login name)' },
+} as const satisfies OptionSpecs;
+
+/** A command: its words, and its options declared once for parsing and for its --help. */
+function command<const O extends OptionSpecs>(words: string, summary: string, options: O, run: (context: Context, values: Values<O>) => Promise<void>, synopsis?: string): Command {
+  const tool = defineTool({ name: 'cli', command: words, summary, options: { ...options, ...GLOBAL }, synopsis: synopsis && `${synopsis} [--operator NAME]` });
+  return { tool, run: run as Command['run'] };
+}
+
+const BANK = { type: 'string', value: 'CODE', help: 'the bank code', required: true } as const;
+const CHANNEL = { type: 'string', value: 'CHANNEL', help: 'ATM, INTERNET_BANKING or PHONE_BANKING', required: true } as const;
+const RATE = { type: 'integer', value: 'N', min: 1, expects: 'a whole number of requests per second, at least 1', required: true } as const;
+
+const COMMANDS: Command[] = [
+  command('instances list', 'the gateway instances sharing this database: alive or gone, their relay slots and consumer partitions', {}, async ({ dataSource }) => {
+    const instances = await listInstances(dataSource);
+    table(
+      ['instance', 'host', 'pid', 'state', 'heartbeat', 'relay slots', 'partitions'],
+      instances.map((i) => [
+        i.instanceId,
+        i.host,
+        String(i.pid),
+        i.live ? 'alive' : 'gone',
+        i.heartbeatAt,
+        i.relaySlots.join(',') || '-',
+        Object.entries(i.partitions).map(([topic, partitions]) => `${topic}:${partitions.join(',') || '-'}`).join(' ') || '-',
+      ]),
+    );
+  }),
+  command(
+    'outbox parked',
+    'events Kafka kept refusing (unknown topic, record too large...), parked with the reason; later events of the same key wait behind them',
+    { limit: { type: 'integer', value: 'N', min: 1, default: 100, help: 'how many, oldest first' } },
+    async ({ dataSource }, o) => {
+      const parked = await new OutboxAdmin(dataSource).parked(o.limit);
       table(
         ['id', 'topic', 'key', 'type', 'attempts', 'waiting behind', 'parked at', 'reason'],
         parked.map((p) => [p.id, p.topic, p.key, p.type ?? '-', String(p.attempts), String(p.waitingBehind), p.parkedAt, p.reason ?? '-']),
       );
     },
-  },
-  'outbox requeue': {
-    usage: 'outbox requeue --id 1234[,1235]  |  outbox requeue --all',
-    summary: 'publish parked events again (after fixing the cause: creating the topic, raising a size limit); the events waiting behind them follow in order',
-    options: [
-      ['--id', 'parked event ids from outbox parked (comma-separated)'],
-      ['--all', 'every parked event'],
-    ],
-    async run(_admin, o, dataSource) {
-      if (!o['--all'] && !o['--id']) throw new RegistryChangeError('--id or --all is required');
-      const ids = o['--all'] ? 'all' : list(required(o, '--id'));
+  ),
+  command(
+    'outbox requeue',
+    'publish parked events again (after fixing the cause: creating the topic, raising a size limit); the events waiting behind them follow in order',
+    {
+      id: { type: 'string', value: 'ID[,ID...]', help: 'parked event ids from outbox parked (comma-separated)' },
+      all: { type: 'boolean', help: 'every parked event' },
+    },
+    async ({ dataSource }, o) => {
+      if (!o.all && !o.id) throw new RegistryChangeError('--id or --all is required');
+      const ids = o.all ? 'all' : list(o.id!);
       if (ids !== 'all' && ids.some((id) => !/^[0-9]+$/.test(id))) throw new RegistryChangeError('--id takes event ids (whole numbers) from outbox parked');
       const count = await new OutboxAdmin(dataSource).requeue(ids);
       out(`${count} parked event${count === 1 ? '' : 's'} re-queued; the relay publishes ${count === 1 ? 'it' : 'them'} within a second or two`);
     },
-  },
-  'banks list': {
-    usage: 'banks list',
-    summary: 'list the partner banks: channels, acquirer ids, rate limit, certificates in use, whether a MAC key is set, who manages them',
-    options: [],
-    async run(admin) {
-      const banks = await admin.listBanks();
-      table(
-        ['code', 'name', 'channels', 'acquirers', 'rate/s', 'certificates', 'MAC key', 'managed by'],
-        banks.map((b) => [b.code, b.name, b.channels.join(','), b.acquirerIds.join(',') || '-', String(b.rateLimitPerSecond), String(b.activeCertificates), b.macKey, b.managedBy]),
-      );
+    '(--id ID[,ID...] | --all)',
+  ),
+  command('banks list', 'list the partner banks: channels, acquirer ids, rate limit, certificates in use, whether a MAC key is set, who manages them', {}, async ({ admin }) => {
+    const banks = await admin.listBanks();
+    table(
+      ['code', 'name', 'channels', 'acquirers', 'rate/s', 'certificates', 'MAC key', 'managed by'],
+      banks.map((b) => [b.code, b.name, b.channels.join(','), b.acquirerIds.join(',') || '-', String(b.rateLimitPerSecond), String(b.activeCertificates), b.macKey, b.managedBy]),
+    );
+  }),
+  command(
+    'banks register',
+    'register a partner bank (then add its certificates and, for ATM, its MAC key)',
+    {
+      code: { type: 'string', value: 'CODE', help: "the 4 letters of the bank's BIC", required: true },
+      name: { type: 'string', value: 'NAME', help: 'the bank name', required: true },
+      channels: { type: 'string', value: 'LIST', help: 'comma-separated: ATM, INTERNET_BANKING, PHONE_BANKING', required: true },
+      acquirer: { type: 'string', value: 'ID[,ID...]', help: 'ISO 8583 field 32 values that identify the bank (comma-separated)' },
+      rate: { ...RATE, help: 'requests per second the bank may send (HTTP and ISO 8583 together)' },
     },
-  },
-  'banks register': {
-    usage: 'banks register --code RJHI --name "Al Rajhi Bank" --channels ATM,INTERNET_BANKING [--acquirer 588847[,...]] --rate 200',
-    summary: 'register a partner bank (then add its certificates and, for ATM, its MAC key)',
-    options: [
-      ['--code', "the 4 letters of the bank's BIC"],
-      ['--name', 'the bank name'],
-      ['--channels', 'comma-separated: ATM, INTERNET_BANKING, PHONE_BANKING'],
-      ['--acquirer', 'ISO 8583 field 32 values that identify the bank (comma-separated)'],
-      ['--rate', 'requests per second the bank may send (HTTP and ISO 8583 together)'],
-    ],
-    async run(admin, o) {
+    async ({ admin }, o) => {
       await admin.registerBank({
-        code: required(o, '--code'),
-        name: required(o, '--name'),
-        channels: list(required(o, '--channels')),
-        acquirerIds: o['--acquirer'] ? list(String(o['--acquirer'])) : [],
-        rateLimitPerSecond: Number(required(o, '--rate')),
+        code: o.code.trim(),
+        name: o.name.trim(),
+        channels: list(o.channels),
+        acquirerIds: o.acquirer ? list(o.acquirer) : [],
+        rateLimitPerSecond: o.rate,
       });
-      out(`registered ${o['--code']}; next: certs add --bank ${o['--code']} --file <certificate.pem>`);
+      out(`registered ${o.code}; next: certs add --bank ${o.code} --file <certificate.pem>`);
     },
-  },
-  'banks set-rate': {
-    usage: 'banks set-rate --bank RJHI --rate 300',
-    summary: "change a bank's rate limit (requests per second, HTTP and ISO 8583 together)",
-    options: [
-      ['--bank', 'the bank code'],
-      ['--rate', 'requests per second, at least 1'],
-    ],
-    async run(admin, o) {
-      await admin.setRateLimit(required(o, '--bank'), Number(required(o, '--rate')));
-      out(`rate limit of ${o['--bank']}: ${o['--rate']} requests per second`);
+  ),
+  command(
+    'banks set-rate',
+    "change a bank's rate limit (requests per second, HTTP and ISO 8583 together)",
+    { bank: BANK, rate: { ...RATE, help: 'requests per second, at least 1' } },
+    async ({ admin }, o) => {
+      await admin.setRateLimit(o.bank.trim(), o.rate);
+      out(`rate limit of ${o.bank}: ${o.rate} requests per second`);
     },
-  },
-  'certs add': {
-    usage: 'certs add --bank RJHI --file rjhi-signing-2027.pem',
-    summary: 'register a signing certificate for a bank (checked against TRUST_ANCHORS); prints its thumbprint, the kid banks sign with',
-    options: [
-      ['--bank', 'the bank code'],
-      ['--file', 'PEM: the certificate, then any intermediates'],
-    ],
-    async run(admin, o) {
-      const file = required(o, '--file');
-      if (!existsSync(file)) throw new RegistryChangeError(`--file ${file} does not exist`);
-      const added = await admin.addCertificate(required(o, '--bank'), readFileSync(file, 'utf8'));
-      out(`added to ${o['--bank']}: thumbprint (kid) ${added.thumbprint}`);
+  ),
+  command(
+    'certs add',
+    'register a signing certificate for a bank (checked against TRUST_ANCHORS); prints its thumbprint, the kid banks sign with',
+    { bank: BANK, file: { type: 'string', value: 'FILE', help: 'PEM: the certificate, then any intermediates', required: true } },
+    async ({ admin }, o) => {
+      const added = await admin.addCertificate(o.bank.trim(), readFile(o.file));
+      out(`added to ${o.bank}: thumbprint (kid) ${added.thumbprint}`);
       out(`  subject ${added.subject}; valid ${added.notBefore} to ${added.notAfter}`);
     },
-  },
-  'certs list': {
-    usage: 'certs list --bank RJHI',
-    summary: "list a bank's certificates with their thumbprints, validity and revocation",
-    options: [['--bank', 'the bank code']],
-    async run(admin, o) {
-      const certificates = await admin.listCertificates(required(o, '--bank'));
-      table(
-        ['thumbprint (kid)', 'subject', 'not before', 'not after', 'source', 'revoked'],
-        certificates.map((c) => [c.thumbprint, c.subject, c.notBefore, c.notAfter, c.source, c.revokedAt ?? '-']),
-      );
+  ),
+  command('certs list', "list a bank's certificates with their thumbprints, validity and revocation", { bank: BANK }, async ({ admin }, o) => {
+    const certificates = await admin.listCertificates(o.bank.trim());
+    table(
+      ['thumbprint (kid)', 'subject', 'not before', 'not after', 'source', 'revoked'],
+      certificates.map((c) => [c.thumbprint, c.subject, c.notBefore, c.notAfter, c.source, c.revokedAt ?? '-']),
+    );
+  }),
+  command(
+    'certs revoke',
+    'revoke a certificate: requests signed with it are refused (UNKNOWN_KEY) from the next second',
+    { bank: BANK, thumbprint: { type: 'string', value: 'KID', help: 'the thumbprint (kid) from certs list', required: true } },
+    async ({ admin }, o) => {
+      await admin.revokeCertificate(o.bank.trim(), o.thumbprint.trim());
+      out(`revoked ${o.thumbprint} of ${o.bank}`);
     },
-  },
-  'certs revoke': {
-    usage: 'certs revoke --bank RJHI --thumbprint <kid>',
-    summary: 'revoke a certificate: requests signed with it are refused (UNKNOWN_KEY) from the next second',
-    options: [
-      ['--bank', 'the bank code'],
-      ['--thumbprint', 'the thumbprint (kid) from certs list'],
-    ],
-    async run(admin, o) {
-      await admin.revokeCertificate(required(o, '--bank'), required(o, '--thumbprint'));
-      out(`revoked ${o['--thumbprint']} of ${o['--bank']}`);
+  ),
+  command(
+    'mac-key set',
+    "set or rotate a bank's ISO 8583 MAC key (32 hex digits in the file); stored sealed, never printed: only its check value",
+    {
+      bank: BANK,
+      file: { type: 'string', value: 'FILE', help: 'a file holding the double-length 3DES key as 32 hex digits (not given on the command line, so it stays out of shell history)', required: true },
     },
-  },
-  'mac-key set': {
-    usage: 'mac-key set --bank RJHI --file rjhi.mac',
-    summary: "set or rotate a bank's ISO 8583 MAC key (32 hex digits in the file); stored sealed, never printed: only its check value",
-    options: [
-      ['--bank', 'the bank code'],
-      ['--file', 'a file holding the double-length 3DES key as 32 hex digits (not given on the command line, so it stays out of shell history)'],
-    ],
-    async run(admin, o) {
-      const file = required(o, '--file');
-      if (!existsSync(file)) throw new RegistryChangeError(`--file ${file} does not exist`);
-      const { checkValue } = await admin.setMacKey(required(o, '--bank'), readFileSync(file, 'utf8'));
-      out(`MAC key of ${o['--bank']} set; key check value ${checkValue}`);
+    async ({ admin }, o) => {
+      const { checkValue } = await admin.setMacKey(o.bank.trim(), readFile(o.file));
+      out(`MAC key of ${o.bank} set; key check value ${checkValue}`);
     },
-  },
-  'channels enable': {
-    usage: 'channels enable --bank RJHI --channel PHONE_BANKING',
-    summary: 'enable a channel for a bank',
-    options: [
-      ['--bank', 'the bank code'],
-      ['--channel', 'ATM, INTERNET_BANKING or PHONE_BANKING'],
-    ],
-    async run(admin, o) {
-      const channels = await admin.setChannel(required(o, '--bank'), required(o, '--channel'), true);
-      out(`${o['--bank']} channels: ${channels.join(', ')}`);
+  ),
+  command('channels enable', 'enable a channel for a bank', { bank: BANK, channel: CHANNEL }, async ({ admin }, o) => {
+    const channels = await admin.setChannel(o.bank.trim(), o.channel.trim(), true);
+    out(`${o.bank} channels: ${channels.join(', ')}`);
+  }),
+  command('channels disable', 'disable a channel for a bank: its requests on it are rejected (CHANNEL_NOT_ALLOWED; 58 on ISO 8583)', { bank: BANK, channel: CHANNEL }, async ({ admin }, o) => {
+    const channels = await admin.setChannel(o.bank.trim(), o.channel.trim(), false);
+    out(`${o.bank} channels: ${channels.join(', ') || '(none)'}`);
+  }),
+  command(
+    'requests show',
+    'show one activation request, its decision, result and events (national ID and mobile masked)',
+    {
+      bank: { type: 'string', value: 'CODE', help: 'the bank code (with --request-id)' },
+      'request-id': { type: 'string', value: 'ID', help: "the bank's X-Request-Id (for ATM: acquirer:field7:STAN:RRN:terminal)" },
+      'activation-id': { type: 'string', value: 'UUID', help: 'the activation id' },
     },
-  },
-  'channels disable': {
-    usage: 'channels disable --bank RJHI --channel ATM',
-    summary: "disable a channel for a bank: its requests on it are rejected (CHANNEL_NOT_ALLOWED; 58 on ISO 8583)",
-    options: [
-      ['--bank', 'the bank code'],
-      ['--channel', 'ATM, INTERNET_BANKING or PHONE_BANKING'],
-    ],
-    async run(admin, o) {
-      const channels = await admin.setChannel(required(o, '--bank'), required(o, '--channel'), false);
-      out(`${o['--bank']} channels: ${channels.join(', ') || '(none)'}`);
-    },
-  },
-  'requests show': {
-    usage: 'requests show --bank RJHI --request-id <X-Request-Id>  |  requests show --activation-id <uuid>',
-    summary: 'show one activation request, its decision, result and events (national ID and mobile masked)',
-    options: [
-      ['--bank', 'the bank code (with --request-id)'],
-      ['--request-id', "the bank's X-Request-Id (for ATM: acquirer:field7:STAN:RRN:terminal)"],
-      ['--activation-id', 'the activation id'],
-    ],
-    async run(admin, o) {
-      const request = await admin.showRequest({
-        bankCode: o['--bank'] as string | undefined,
-        requestId: o['--request-id'] as string | undefined,
-        activationId: o['--activation-id'] as string | undefined,
-      });
+    async ({ admin }, o) => {
+      const request = await admin.showRequest({ bankCode: o.bank, requestId: o['request-id'], activationId: o['activation-id'] });
       if (!request) throw new RegistryChangeError('no such request');
       out(JSON.stringify(request, null, 2));
     },
-  },
-  'audit list': {
-    usage: 'audit list [--bank RJHI] [--limit 50]',
-    summary: 'the registry audit trail: who changed what, when (newest first)',
-    options: [
-      ['--bank', 'only this bank'],
-      ['--limit', 'how many entries (default 50)'],
-    ],
-    async run(admin, o) {
-      const entries = await admin.audit(o['--bank'] as string | undefined, Number(o['--limit'] ?? 50));
+    '(--bank CODE --request-id ID | --activation-id UUID)',
+  ),
+  command(
+    'audit list',
+    'the registry audit trail: who changed what, when (newest first)',
+    {
+      bank: { type: 'string', value: 'CODE', help: 'only this bank' },
+      limit: { type: 'integer', value: 'N', min: 1, default: 50, help: 'how many entries' },
+    },
+    async ({ admin }, o) => {
+      const entries = await admin.audit(o.bank, o.limit);
       table(
         ['at', 'operator', 'action', 'bank', 'details'],
         entries.map((e) => [e.at, e.operator, e.action, e.bank ?? '-', JSON.stringify(e.details)]),
       );
     },
-  },
-};
-
-const GLOBAL_OPTIONS: [string, string][] = [
-  ['--operator', 'who makes the change, for the audit trail (default: ABSHER_OPERATOR, then the login name)'],
-  ['--help', 'this help, or a command\'s'],
+  ),
 ];
 
-function help(command?: Command): void {
-  if (command) {
-    out(`usage: npm run cli -- ${command.usage}`);
-    out();
-    out(command.summary);
-    out();
-    for (const [name, text] of [...command.options, ...GLOBAL_OPTIONS]) out(`  ${name.padEnd(16)} ${text}`);
-    return;
-  }
-  out('usage: npm run cli -- <command> [options]      (npm run cli -- <command> --help for its options)');
-  out();
-  for (const [name, c] of Object.entries(COMMANDS)) out(`  ${name.padEnd(18)} ${c.summary}`);
-  out();
-  out('Configuration: the gateway\'s own variables (DATABASE_URL, KEY_ENCRYPTION_KEY, TRUST_ANCHORS, ...).');
-  out('Without DATABASE_URL it connects to the embedded database of the gateway running in DATA_DIR.');
-}
-
-function parse(argv: string[]): { name: string; options: Options } {
-  const words: string[] = [];
-  const options: Options = {};
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg.startsWith('--')) {
-      const [key, inline] = arg.split(/=(.*)/s, 2);
-      if (inline !== undefined) options[key] = inline;
-      else if (argv[i + 1] !== undefined && !argv[i + 1].startsWith('--')) options[key] = argv[++i];
-      else options[key] = true;
-    } else words.push(arg);
-  }
-  return { name: words.join(' '), options };
-}
-
-function required(options: Options, name: string): string {
-  const value = options[name];
-  if (typeof value !== 'string' || value.trim() === '') throw new RegistryChangeError(`${name} is required`);
-  return value.trim();
-}
+/** `npm run cli -- --help`: the commands, each with its own --help. */
+const CLI = defineTool({
+  name: 'cli',
+  synopsis: '<command> [options]',
+  summary: "The operators' tool for the bank registry, the gateway instances and the outbox. `npm run cli -- <command> --help` gives a command's options.",
+  options: GLOBAL,
+  more: [
+    'commands:',
+    ...COMMANDS.map((c) => hanging(`  ${c.tool.command}`, c.tool.summary, 20)),
+    '',
+    "Configuration: the gateway's own variables (DATABASE_URL, KEY_ENCRYPTION_KEY, TRUST_ANCHORS, ...).",
+    'Without DATABASE_URL it connects to the embedded database of the gateway running in DATA_DIR.',
+    '',
+    'Exit codes: 0 done, 1 refused (the message says why), 2 a mistake on the command line, 70 an unexpected error.',
+  ].join('\n'),
+});
 
 function list(value: string): string[] {
   return value.split(',').map((v) => v.trim()).filter(Boolean);
@@ -294,6 +239,12 @@ function table(headers: string[], rows: string[][]): void {
   for (const row of rows) out(line(row));
 }
 
+function readFile(path: string): string {
+  const file = fromWorkingDirectory(path);
+  if (!existsSync(file)) throw new UsageError(`--file ${file} does not exist`);
+  return readFileSync(file, 'utf8');
+}
+
 function databaseUrl(config: GatewayConfig): string {
   if (config.DATABASE_URL) return config.DATABASE_URL;
   const file = join(config.DATA_DIR, EMBEDDED_DATABASE_URL_FILE);
@@ -301,48 +252,58 @@ function databaseUrl(config: GatewayConfig): string {
   return readFileSync(file, 'utf8').trim();
 }
 
-async function main(): Promise<number> {
-  const { name, options } = parse(process.argv.slice(2));
-  const command = COMMANDS[name];
-  if (!name) {
-    help();
-    return options['--help'] ? 0 : 2;
-  }
-  if (!command) {
-    process.stderr.write(`unknown command "${name}"; npm run cli -- --help lists them\n`);
-    return 2;
-  }
-  if (options['--help']) {
-    help(command);
-    return 0;
-  }
-  // Warnings about development defaults go to stderr as JSON, like the gateway's; the answer goes to stdout.
-  JsonLogger.write = (line) => process.stderr.write(line);
-  JsonLogger.setLevel('warn');
-  const logger = new JsonLogger('cli');
-  const config = loadConfig();
-  const operator = String(options['--operator'] ?? process.env.ABSHER_OPERATOR ?? userInfo().username);
-  let anchors;
+/** Runs one command: the gateway's configuration and store, then the command; a refusal is one line and exit code 1. */
+async function execute(command: Command, values: Record<string, unknown>): Promise<number> {
   try {
-    anchors = parseCertificateBundle(readFileSync(config.TRUST_ANCHORS, 'utf8'));
+    // Warnings about development defaults go to stderr as JSON, like the gateway's; the answer goes to stdout.
+    JsonLogger.write = (line) => process.stderr.write(line);
+    JsonLogger.setLevel('warn');
+    const logger = new JsonLogger('cli');
+    const config = loadConfig();
+    const operator = String(values.operator ?? process.env.ABSHER_OPERATOR ?? userInfo().username);
+    let anchors;
+    try {
+      anchors = parseCertificateBundle(readFileSync(config.TRUST_ANCHORS, 'utf8'));
+    } catch (error) {
+      throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} cannot be read as a PEM bundle: ${(error as Error).message}`);
+    }
+    const dataSource = createDataSource(databaseUrl(config), 2);
+    await dataSource.initialize();
+    try {
+      await command.run({ admin: new BankRegistryAdmin(dataSource, anchors, keyEncryptionKey(config, logger), operator), dataSource }, values);
+      return 0;
+    } finally {
+      await dataSource.destroy();
+    }
   } catch (error) {
-    throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} cannot be read as a PEM bundle: ${(error as Error).message}`);
-  }
-  const dataSource = createDataSource(databaseUrl(config), 2);
-  await dataSource.initialize();
-  try {
-    await command.run(new BankRegistryAdmin(dataSource, anchors, keyEncryptionKey(config, logger), operator), options, dataSource);
-    return 0;
-  } finally {
-    await dataSource.destroy();
+    if (error instanceof UsageError) throw error;
+    if (error instanceof RegistryChangeError || error instanceof ConfigurationError) {
+      process.stderr.write(`cli: ${error.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`cli failed: ${(error as Error).stack ?? String(error)}\n`);
+    return 70;
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (error) => {
-    const known = error instanceof RegistryChangeError || error instanceof ConfigurationError;
-    process.stderr.write(`${known ? '' : 'cli failed: '}${known ? (error as Error).message : ((error as Error).stack ?? error)}\n`);
-    process.exit(known ? 1 : 70);
-  },
-);
+/** The command is the leading words (`banks list`); the rest are its options. */
+function main(argv: readonly string[]): void {
+  const firstOption = argv.findIndex((arg) => arg.startsWith('-'));
+  const words = firstOption === -1 ? [...argv] : argv.slice(0, firstOption);
+  if (words.length === 0) {
+    readOptions(CLI, argv);
+    process.exit(reportUsageError(CLI, new UsageError('a command is required; npm run cli -- --help lists them')));
+  }
+  const name = words.slice(0, 2).join(' ');
+  const command = COMMANDS.find((c) => c.tool.command === name);
+  if (!command) {
+    const group = COMMANDS.map((c) => c.tool.command!).filter((c) => c.startsWith(`${words[0]} `));
+    let problem = `unknown command "${words.join(' ')}"; npm run cli -- --help lists the commands`;
+    if (group.length && words.length === 1) problem = `"${words[0]}" needs a command: ${group.join(', ')}`;
+    else if (group.length) problem = `unknown command "${words.join(' ')}"; the ${words[0]} commands are ${group.join(', ')}`;
+    process.exit(reportUsageError(CLI, new UsageError(problem)));
+  }
+  exitWith(command.tool, execute(command, readOptions(command.tool, argv.slice(2))));
+}
+
+main(process.argv.slice(2));

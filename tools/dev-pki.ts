@@ -10,6 +10,17 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { issueCertificate } from '../libs/pki';
 import { projectRoot } from '../src/common/project-root';
+import { defineTool, readOptions } from './options';
+
+// Read first: a mistyped option must not overwrite the committed PKI.
+readOptions(
+  defineTool({
+    name: 'dev-pki',
+    invocation: 'node dist/tools/dev-pki.js',
+    summary: 'Writes a new DEVELOPMENT-ONLY PKI into config/pki, replacing the committed one: a root CA, DEVB\'s ES256 and PS256 signing certificates and the gateway\'s response-signing pair.',
+    options: {},
+  }),
+);
 
 const root = join(projectRoot(), 'config/pki');
 const dev = join(root, 'dev');

@@ -13,6 +13,7 @@ import { parse } from 'yaml';
 import { ACTIVATION_RESULTS_GROUP } from '../src/activation/activation-results-consumer';
 import { projectRoot } from '../src/common/project-root';
 import { REGISTRATIONS_GROUP } from '../src/registry/registrations-consumer';
+import { defineTool, runTool } from './options';
 
 /** A JSON Schema, as far as the catalogue reads it. */
 interface Schema {
@@ -79,7 +80,8 @@ const PARTIES: Record<string, { producer: string; consumers: string }> = {
   },
 };
 
-const DEFINITIONS_ID = 'https://absher.gov.sa/gateway/contracts/schemas/common/definitions.schema.json#/$defs/';
+/** A `$ref` to a shared definition: relative to the referring schema's file (contracts/README.md), or by `$id` URL. */
+const DEFINITIONS_REF = /(?:^|\/)definitions\.schema\.json#\/\$defs\/([^/]+)$/;
 
 export function renderEventCatalogue(root: string = projectRoot()): string {
   const contracts = join(root, 'contracts');
@@ -107,8 +109,9 @@ export function renderEventCatalogue(root: string = projectRoot()): string {
 
   const usedDefinitions = new Set<string>();
   const typeText = (schema: Schema, alternative = false): string => {
-    if (schema.$ref?.startsWith(DEFINITIONS_ID)) {
-      const name = schema.$ref.slice(DEFINITIONS_ID.length);
+    const definition = schema.$ref ? DEFINITIONS_REF.exec(schema.$ref) : null;
+    if (definition) {
+      const name = definition[1];
       if (!definitions[name]) throw new Error(`${schema.$ref} is not in definitions.schema.json`);
       usedDefinitions.add(name);
       return `[${name}](#${name.toLowerCase()})`;
@@ -165,6 +168,9 @@ export function renderEventCatalogue(root: string = projectRoot()): string {
     '`events.json` for the type, topic, key and direction, the JSON Schemas for the fields and examples,',
     'and `asyncapi.yaml` for titles and key descriptions. Delivery is at least once, so consumers',
     'de-duplicate on the CloudEvent `id`; order holds only among records with the same key.',
+    'Records follow the CloudEvents Kafka protocol binding: the gateway publishes in structured mode (the value is',
+    'the JSON event, with the header `content-type: application/cloudevents+json; charset=utf-8`), and its consumers',
+    'also accept binary mode (the value is the `data`, the attributes are `ce_*` headers).',
     '',
     '## Topics',
     '',
@@ -247,8 +253,18 @@ function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 
+const TOOL = defineTool({
+  name: 'event-catalogue',
+  invocation: 'node dist/tools/event-catalogue.js',
+  summary: 'Renders the event catalogue, docs/events.md, from contracts/ (`npm run docs:events` writes it).',
+  options: { write: { type: 'boolean', help: 'update docs/events.md instead of printing the catalogue' } },
+});
+
 if (require.main === module) {
-  const catalogue = renderEventCatalogue();
-  if (process.argv.includes('--write')) writeFileSync(join(projectRoot(), 'docs/events.md'), catalogue);
-  else process.stdout.write(catalogue);
+  runTool(TOOL, ({ write }) => {
+    const catalogue = renderEventCatalogue();
+    if (write) writeFileSync(join(projectRoot(), 'docs/events.md'), catalogue);
+    else process.stdout.write(catalogue);
+    return 0;
+  });
 }

@@ -11,34 +11,38 @@
  * still not changed: adding partitions would move keys to other partitions
  * and break the order per key, so that is an operator's decision.
  *
- * Exit codes: 0 done, 1 Kafka refused or could not be reached, 2 bad
- * arguments, 3 a topic differs from its settings, 78 bad configuration.
+ * Exit codes: 0 done, 1 Kafka refused or could not be reached, 2 a
+ * mistake on the command line, 3 a topic differs from its settings, 78 bad configuration.
  */
 import { Admin, ConfigResourceTypes, Kafka, logLevel } from 'kafkajs';
 import { ConfigurationError, loadConfig } from '../src/config/gateway-config';
 import { kafkaClientOptions } from '../src/kafka/kafka-connection';
 import { TOPIC_SETTINGS } from '../src/kafka/topics';
-
-export const USAGE = `Usage: npm run kafka:topics -- [--replication-factor N] [--dry-run] [--help]
-
-Creates the topics of the partner interface (spec section 5) on the cluster of
-KAFKA_BROKERS, with the partitions, min.insync.replicas and cleanup.policy of
-src/kafka/topics.ts. TLS and SASL as for the gateway: KAFKA_SSL,
-KAFKA_SSL_CA_FILE, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
-KAFKA_SASL_PASSWORD, KAFKA_CLIENT_ID.
-
-  --replication-factor N  replicas per partition (default 3). Below 2,
-                          min.insync.replicas is lowered to N: a cluster with
-                          fewer replicas than that would refuse every write.
-  --dry-run               read the cluster and say what would be created;
-                          create nothing
-  --help                  this text
-
-Existing topics are reported, never changed. Exit codes: 0 done, 1 Kafka
-refused or could not be reached, 2 bad arguments, 3 a topic exists with other
-settings, 78 bad configuration.`;
+import { defineTool, parseOptions, runTool } from './options';
 
 export const DEFAULT_REPLICATION_FACTOR = 3;
+
+export const TOOL = defineTool({
+  name: 'kafka:topics',
+  summary: `Creates the topics of the partner interface (spec section 5) on the cluster of
+KAFKA_BROKERS, with the partitions, min.insync.replicas, cleanup.policy and retention.ms of
+src/kafka/topics.ts. TLS and SASL as for the gateway: KAFKA_SSL,
+KAFKA_SSL_CA_FILE, KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME,
+KAFKA_SASL_PASSWORD, KAFKA_CLIENT_ID.`,
+  options: {
+    'replication-factor': {
+      type: 'integer',
+      value: 'N',
+      min: 1,
+      default: DEFAULT_REPLICATION_FACTOR,
+      help: 'replicas per partition. Below 2, min.insync.replicas is lowered to N: a cluster with fewer replicas than that would refuse every write.',
+    },
+    'dry-run': { type: 'boolean', help: 'read the cluster and say what would be created; create nothing' },
+  },
+  more: `Existing topics are reported, never changed. Exit codes: 0 done, 1 Kafka
+refused or could not be reached, 2 a mistake on the command line, 3 a topic
+exists with other settings, 78 bad configuration.`,
+});
 
 export interface ProvisioningOptions {
   replicationFactor: number;
@@ -46,36 +50,14 @@ export interface ProvisioningOptions {
   help: boolean;
 }
 
-export class UsageError extends Error {}
-
 /** Refused by the cluster (or not reachable): exit code 1. */
 export class ProvisioningError extends Error {}
 
+/** The command line as provisioning reads it; throws a UsageError naming a mistake. */
 export function parseArguments(argv: readonly string[]): ProvisioningOptions {
-  const options: ProvisioningOptions = { replicationFactor: DEFAULT_REPLICATION_FACTOR, dryRun: false, help: false };
-  for (let i = 0; i < argv.length; i++) {
-    const argument = argv[i];
-    const [name, inline] = argument.split(/=(.*)/s, 2);
-    if (inline !== undefined && name !== '--replication-factor') throw new UsageError(`${name} takes no value`);
-    switch (name) {
-      case '--replication-factor': {
-        const value = inline ?? argv[++i];
-        if (value === undefined || !/^[1-9][0-9]*$/.test(value)) throw new UsageError(`--replication-factor needs a whole number of at least 1 (got ${JSON.stringify(value ?? '')})`);
-        options.replicationFactor = Number(value);
-        break;
-      }
-      case '--dry-run':
-        options.dryRun = true;
-        break;
-      case '--help':
-      case '-h':
-        options.help = true;
-        break;
-      default:
-        throw new UsageError(`unknown argument ${JSON.stringify(argument)}`);
-    }
-  }
-  return options;
+  const parsed = parseOptions(TOOL, argv);
+  if (parsed.help) return { replicationFactor: DEFAULT_REPLICATION_FACTOR, dryRun: false, help: true };
+  return { replicationFactor: parsed.values['replication-factor'], dryRun: parsed.values['dry-run'], help: false };
 }
 
 export interface PlannedTopic {
@@ -190,19 +172,8 @@ export function formatReport(report: ProvisioningReport): string {
   return [...lines, ...report.notes.map((note) => `note: ${note}`)].join('\n');
 }
 
-/** The whole command; returns its exit code. */
-export async function run(argv: readonly string[], env: Record<string, string | undefined>, out: (text: string) => void, err: (text: string) => void): Promise<number> {
-  let options: ProvisioningOptions;
-  try {
-    options = parseArguments(argv);
-  } catch (error) {
-    err(`kafka:topics: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (options.help) {
-    out(USAGE);
-    return 0;
-  }
+/** The whole command once its options are read; returns its exit code. */
+export async function run(options: Omit<ProvisioningOptions, 'help'>, env: Record<string, string | undefined>, out: (text: string) => void, err: (text: string) => void): Promise<number> {
   let admin: Admin;
   let brokers: string[];
   try {
@@ -241,16 +212,12 @@ export async function run(argv: readonly string[], env: Record<string, string | 
 }
 
 if (require.main === module) {
-  run(
-    process.argv.slice(2),
-    process.env,
-    (text) => process.stdout.write(text + '\n'),
-    (text) => process.stderr.write(text + '\n'),
-  ).then(
-    (code) => process.exit(code),
-    (error) => {
-      process.stderr.write(`kafka:topics: ${(error as Error).stack ?? String(error)}\n`);
-      process.exit(1);
-    },
+  runTool(TOOL, (values) =>
+    run(
+      { replicationFactor: values['replication-factor'], dryRun: values['dry-run'] },
+      process.env,
+      (text) => process.stdout.write(text + '\n'),
+      (text) => process.stderr.write(text + '\n'),
+    ),
   );
 }

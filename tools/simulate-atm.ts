@@ -3,31 +3,44 @@
  * (acquirer 999999) against a running gateway: signs on, publishes a few
  * registrations as the identity core, sends activations that produce each
  * field 39 code, a duplicate and a reversal, and prints every exchange
- * decoded, the PAN masked.
+ * decoded (the PAN masked) with what was expected, what came back and PASS
+ * or FAIL, then a one-line verdict. Exit code 0 when every answer was as
+ * expected, 1 otherwise, 2 for a mistake on the command line.
  *
  *   npm start                  # in one terminal
  *   npm run simulate:atm       # in another
- *
- * Environment: ISO_HOST (127.0.0.1), ISO8583_PORT (8583), MAC_KEY (DEVB's
- * development key), ACQUIRER (999999), KAFKA_BROKERS / DATA_DIR as for
- * `npm run simulate`.
  */
-import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { luhnValid } from '../libs/identity';
-import { AtmAnswer, AtmSwitchClient, answerMacProblem, IsoFields, MacMode, maskForLog } from '../libs/iso8583';
-import { projectRoot } from '../src/common/project-root';
-import { EVENT_TYPES, TOPICS } from '../src/kafka/topics';
-import { REGISTRATIONS_GROUP } from '../src/registry/registrations-consumer';
+import { AtmAnswer, IsoFields, MacMode, maskForLog, parseTlv } from '../libs/iso8583';
+import { developmentKafkaBrokers, publishRegistrations } from './identity-core';
+import { defineTool, exitWith, readOptions } from './options';
+import { Sent, SwitchLink } from './switch-link';
+import { table, verdict } from './verdict';
 
-const root = projectRoot();
+const TOOL = defineTool({
+  name: 'simulate:atm',
+  summary: `Plays an ATM switch of the development bank DEVB against a running gateway:
+signs on, publishes registrations as the identity core, sends activations that
+produce each field 39 code, a duplicate and a reversal, and prints each
+exchange decoded with what was expected, what came back and PASS or FAIL,
+then a verdict.`,
+  options: {},
+  more: `Environment: ISO_HOST (127.0.0.1), ISO8583_PORT (8583), MAC_KEY (DEVB's
+development key), ACQUIRER (999999); KAFKA_BROKERS / DATA_DIR as for
+\`npm run simulate\`. The expectations are those of the development bank:
+acquirer 999999 enabled for ATM, with MAC_KEY as its key.
+
+Exit codes: 0 every answer as expected, 1 at least one not (the verdict names
+them) or Kafka could not be reached, 2 a mistake on the command line.`,
+});
+// Read before anything else, so --help and mistakes never reach the gateway.
+readOptions(TOOL);
+
 const host = process.env.ISO_HOST ?? '127.0.0.1';
 const port = Number(process.env.ISO8583_PORT ?? 8583);
 const macKey = Buffer.from(process.env.MAC_KEY ?? '0123456789ABCDEFFEDCBA9876543210', 'hex');
 const acquirer = process.env.ACQUIRER ?? '999999';
-const dataDir = process.env.DATA_DIR ?? join(root, '.data');
 const PAN = '4111111111111111';
 
 const randomNationalId = (kind = '1') => {
@@ -37,101 +50,124 @@ const randomNationalId = (kind = '1') => {
 };
 const randomMobile = () => `+9665${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`;
 
-async function register(people: { nationalId: string; mobile: string; status: string }[]): Promise<void> {
-  const brokersFile = join(dataDir, 'kafka-brokers');
-  const brokers = process.env.KAFKA_BROKERS?.split(',') ?? (existsSync(brokersFile) ? readFileSync(brokersFile, 'utf8').trim().split(',') : null);
-  if (!brokers) throw new Error(`no KAFKA_BROKERS and no ${brokersFile}: start the gateway first (npm start)`);
-  const kafka = new Kafka({ clientId: 'simulator-atm', brokers, logLevel: logLevel.NOTHING });
-  const producer = kafka.producer();
-  await producer.connect();
-  const version = Date.now();
-  const sent = await producer.send({
-    topic: TOPICS.registrations,
-    messages: people.map((p) => ({
-      key: p.nationalId,
-      value: JSON.stringify({ specversion: '1.0', id: randomUUID(), source: 'urn:absher:identity-core:simulator', type: EVENT_TYPES.registrationUpdated, time: new Date().toISOString(), subject: p.nationalId, datacontenttype: 'application/json', data: { ...p, version } }),
-    })),
-  });
-  await producer.disconnect();
-  const admin = kafka.admin();
-  await admin.connect();
-  for (const deadline = Date.now() + 30_000; ; ) {
-    const [offsets] = await admin.fetchOffsets({ groupId: REGISTRATIONS_GROUP, topics: [TOPICS.registrations] });
-    if (sent.every((r) => BigInt(offsets?.partitions.find((p) => p.partition === r.partition)?.offset ?? '-1') > BigInt(r.baseOffset ?? '0'))) break;
-    if (Date.now() > deadline) throw new Error('the gateway did not consume the registrations within 30 s');
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  await admin.disconnect();
-}
-
 let stan = Math.floor(Math.random() * 900000);
+const nextStan = () => String(++stan % 1_000_000).padStart(6, '0');
 function activation(nationalId: string, mobile: string, overrides: IsoFields = {}): IsoFields {
-  const s = String(++stan % 1_000_000).padStart(6, '0');
+  const s = nextStan();
   const now = new Date();
   const mmdd = `${String(now.getUTCMonth() + 1).padStart(2, '0')}${String(now.getUTCDate()).padStart(2, '0')}`;
   const hhmmss = now.toISOString().slice(11, 19).replace(/:/g, '');
   return { 0: '0200', 2: PAN, 3: '910000', 7: mmdd + hhmmss, 11: s, 12: hhmmss, 13: mmdd, 32: acquirer, 37: `SIM${s}000`, 41: 'SIMATM01', 48: `NI010${nationalId}MN${String(mobile.length).padStart(3, '0')}${mobile}`, ...overrides };
 }
 
-function show(title: string, request: IsoFields, answer: AtmAnswer): void {
+/** What an exchange must get back (spec 4): the MTI, field 39, and whether the answer carries a MAC that verifies. */
+interface Expected {
+  mti: string;
+  code: string;
+  /** 'verified' for an answer to a message whose MAC verified; 'none' for 0810s and answers to messages that proved nothing. */
+  mac: 'verified' | 'none';
+  /** Field 38: set (an accepted 0200), or this exact value (the original's, on a duplicate). */
+  authorization?: 'set' | string;
+}
+
+function describeExpected(e: Expected): string {
+  const authorization = e.authorization === undefined ? '' : e.authorization === 'set' ? ', 38 set' : `, 38 = ${e.authorization} (the original's)`;
+  return `${e.mti} 39 = ${e.code}${authorization}, ${e.mac === 'verified' ? 'MAC verified' : 'no MAC'}`;
+}
+
+function macOf(answer: AtmAnswer): string {
+  if (answer.macValid === null) return 'no MAC';
+  return answer.macValid ? 'MAC verified' : 'MAC WRONG';
+}
+
+function describeAnswer(sent: Sent): string {
+  if (!sent.ok) return `no answer: ${sent.error}`;
+  const f = sent.answer.fields;
+  return `${f[0]} 39 = ${f[39] ?? '-'}${f[38] ? `, 38 = ${f[38]}` : ''}, ${macOf(sent.answer)}`;
+}
+
+/** What is wrong with an answer, or nothing. */
+function mismatches(expected: Expected, sent: Sent): string[] {
+  if (!sent.ok) return ['no answer'];
+  const f = sent.answer.fields;
+  const problems: string[] = [];
+  if (f[0] !== expected.mti || f[39] !== expected.code) problems.push(`got ${f[0]} 39 = ${f[39] ?? '-'}`);
+  if (expected.authorization === 'set' && !(f[38] && parseTlv(f[48] ?? '').has('AI'))) problems.push('no 38 or 48 AI');
+  if (expected.authorization !== undefined && expected.authorization !== 'set' && f[38] !== expected.authorization) problems.push(`38 = ${f[38] ?? '-'}, not the original's`);
+  if (expected.mac === 'verified' && sent.answer.macValid !== true) problems.push(macOf(sent.answer));
+  if (expected.mac === 'none' && sent.answer.macValid !== null) problems.push('a MAC where none belongs');
+  return problems;
+}
+
+function show(title: string, request: IsoFields, sent: Sent, expected: Expected, problems: string[]): void {
   const line = (fields: Record<string, string>) =>
     Object.entries(fields)
       .map(([k, v]) => `${k.padStart(3)}: ${v}`)
       .join('\n      ');
+  const answer = sent.ok ? `${sent.answer.fields[0]}  (${macOf(sent.answer)})\n      ${line(maskForLog(sent.answer.fields))}` : `no answer: ${sent.error}`;
   process.stdout.write(
-    `\n== ${title}\n  -> ${request[0]}\n      ${line(maskForLog(request))}\n  <- ${answer.fields[0]}  (${macNote(answer)})\n      ${line(maskForLog(answer.fields))}\n`,
+    `\n== ${title}\n  -> ${request[0]}\n      ${line(maskForLog(request))}\n  <- ${answer}\n` +
+      `  expected ${describeExpected(expected)}: ${problems.length ? `FAIL (${problems.join('; ')})` : 'PASS'}\n`,
   );
 }
 
-/** The answer's MAC as spec 4.3 has it: verified, or absent on a 63 (which answers a message that proved nothing). */
-function macNote(answer: AtmAnswer): string {
-  if (answer.macValid === null) return answer.fields[39] === '63' ? 'no MAC, as a 63 must be' : 'MAC absent';
-  if (!answer.macExpected) return `MAC present: WRONG, ${answerMacProblem(answer)}`;
-  return answer.macValid ? 'MAC verified' : 'MAC WRONG';
+async function main(): Promise<number> {
+  const link = new SwitchLink({ host, port, macKey, timeoutMs: 15_000 });
+  const results: { title: string; expected: Expected; sent: Sent; problems: string[] }[] = [];
+  const exchange = async (title: string, request: IsoFields, expected: Expected, mac: MacMode = 'valid') => {
+    const sent = await link.send(request, mac);
+    const problems = mismatches(expected, sent);
+    show(title, request, sent, expected, problems);
+    results.push({ title, expected, sent, problems });
+    return sent;
+  };
+  const network = (code: string): IsoFields => ({ 0: '0800', 7: activation('', '')[7], 11: nextStan(), 70: code });
+  const decided = (code: string): Expected => ({ mti: '0210', code, mac: 'verified' });
+  try {
+    await exchange('sign-on', network('001'), { mti: '0810', code: '00', mac: 'none' });
+
+    const people = {
+      pending: { nationalId: randomNationalId(), mobile: randomMobile(), status: 'PENDING_ACTIVATION' },
+      suspended: { nationalId: randomNationalId(), mobile: randomMobile(), status: 'SUSPENDED' },
+      active: { nationalId: randomNationalId(), mobile: randomMobile(), status: 'ACTIVE' },
+      mismatch: { nationalId: randomNationalId(), mobile: randomMobile(), status: 'PENDING_ACTIVATION' },
+      sharing: { nationalId: randomNationalId('2'), mobile: randomMobile(), status: 'PENDING_ACTIVATION' },
+    };
+    const holder = { nationalId: randomNationalId(), mobile: people.sharing.mobile, status: 'ACTIVE' };
+    process.stdout.write(`\nidentity core: publishing registrations ...\n`);
+    const kafka = new Kafka({ clientId: 'simulator-atm', brokers: developmentKafkaBrokers(), logLevel: logLevel.NOTHING });
+    await publishRegistrations(kafka, [...Object.values(people), holder], 'urn:absher:identity-core:simulator');
+
+    const local = (e164: string) => `0${e164.slice(4)}`;
+    const accepted = activation(people.pending.nationalId, local(people.pending.mobile));
+    const first = await exchange('00 accepted', accepted, { ...decided('00'), authorization: 'set' });
+    await exchange('25 not registered', activation(randomNationalId(), randomMobile()), decided('25'));
+    await exchange('N1 mobile mismatch', activation(people.mismatch.nationalId, randomMobile()), decided('N1'));
+    await exchange('N2 already active', activation(people.active.nationalId, people.active.mobile), decided('N2'));
+    await exchange('N3 mobile in use', activation(people.sharing.nationalId, people.sharing.mobile), decided('N3'));
+    await exchange('N4 account suspended', activation(people.suspended.nationalId, people.suspended.mobile), decided('N4'));
+    // No bank, so no key: the 58 cannot carry a MAC.
+    await exchange('58 unknown acquirer', activation(randomNationalId(), randomMobile(), { 32: '123' }), { mti: '0210', code: '58', mac: 'none' });
+    await exchange('30 national ID with a wrong check digit', activation('1000000007', '0512345678'), decided('30'));
+    await exchange('12 unsupported processing code', activation(randomNationalId(), randomMobile(), { 3: '000000' }), decided('12'));
+    await exchange('63 wrong MAC (answered without a MAC)', activation(randomNationalId(), randomMobile()), { mti: '0210', code: '63', mac: 'none' }, 'wrong');
+    const original = first.ok ? first.answer.fields[38] : undefined;
+    await exchange('duplicate of the accepted request: the original 0210', accepted, { ...decided('00'), authorization: original ?? 'set' });
+    const originalData = `0200${accepted[11]}${accepted[7]}${acquirer.padStart(11, '0')}${'0'.repeat(11)}`;
+    await exchange(
+      'reversal advice for the accepted activation',
+      { 0: '0420', 2: PAN, 3: '910000', 7: accepted[7], 11: nextStan(), 32: acquirer, 37: accepted[37], 41: accepted[41], 90: originalData },
+      { mti: '0430', code: '00', mac: 'verified' },
+    );
+    await exchange('sign-off', network('002'), { mti: '0810', code: '00', mac: 'none' });
+  } finally {
+    await link.close();
+  }
+
+  const rows = results.map((r, i) => [String(i + 1), r.title, describeExpected(r.expected), describeAnswer(r.sent), r.problems.length ? 'FAIL' : 'PASS']);
+  process.stdout.write(`\nacquirer ${acquirer} -> ${host}:${port}\n\n${table([['#', 'exchange', 'expected', 'answer', 'result'], ...rows])}\n`);
+  const failed = results.flatMap((r, i) => (r.problems.length ? [`#${i + 1}`] : []));
+  return verdict(TOOL.name, results.length, failed.length, failed);
 }
 
-async function main(): Promise<void> {
-  const atm = await AtmSwitchClient.connect(host, port, macKey);
-  const send = async (title: string, request: IsoFields, mac: MacMode = 'valid') => {
-    const answer = await atm.request(request, mac);
-    show(title, request, answer);
-    return answer;
-  };
-  const signOn = { 0: '0800', 7: activation('', '')[7], 11: String(++stan % 1_000_000).padStart(6, '0'), 70: '001' };
-  show('sign-on', signOn, await atm.request(signOn));
-
-  const people = {
-    pending: { nationalId: randomNationalId(), mobile: randomMobile(), status: 'PENDING_ACTIVATION' },
-    suspended: { nationalId: randomNationalId(), mobile: randomMobile(), status: 'SUSPENDED' },
-    active: { nationalId: randomNationalId(), mobile: randomMobile(), status: 'ACTIVE' },
-    mismatch: { nationalId: randomNationalId(), mobile: randomMobile(), status: 'PENDING_ACTIVATION' },
-    sharing: { nationalId: randomNationalId('2'), mobile: randomMobile(), status: 'PENDING_ACTIVATION' },
-  };
-  const holder = { nationalId: randomNationalId(), mobile: people.sharing.mobile, status: 'ACTIVE' };
-  process.stdout.write(`\nidentity core: publishing registrations ...\n`);
-  await register([...Object.values(people), holder]);
-
-  const local = (e164: string) => `0${e164.slice(4)}`;
-  const accepted = activation(people.pending.nationalId, local(people.pending.mobile));
-  await send('00 accepted', accepted);
-  await send('25 not registered', activation(randomNationalId(), randomMobile()));
-  await send('N1 mobile mismatch', activation(people.mismatch.nationalId, randomMobile()));
-  await send('N2 already active', activation(people.active.nationalId, people.active.mobile));
-  await send('N3 mobile in use', activation(people.sharing.nationalId, people.sharing.mobile));
-  await send('N4 account suspended', activation(people.suspended.nationalId, people.suspended.mobile));
-  await send('58 unknown acquirer', activation(randomNationalId(), randomMobile(), { 32: '123' }));
-  await send('30 national ID with a wrong check digit', activation('1000000007', '0512345678'));
-  await send('12 unsupported processing code', activation(randomNationalId(), randomMobile(), { 3: '000000' }));
-  await send('63 wrong MAC (answered without a MAC)', activation(randomNationalId(), randomMobile()), 'wrong');
-  await send('duplicate of the accepted request: the original 0210', accepted);
-  const original = `0200${accepted[11]}${accepted[7]}${acquirer.padStart(11, '0')}${'0'.repeat(11)}`;
-  await send('reversal advice for the accepted activation', { 0: '0420', 2: PAN, 3: '910000', 7: accepted[7], 11: String(++stan % 1_000_000).padStart(6, '0'), 32: acquirer, 37: accepted[37], 41: accepted[41], 90: original });
-  const signOff = { ...signOn, 11: String(++stan % 1_000_000).padStart(6, '0'), 70: '002' };
-  show('sign-off', signOff, await atm.request(signOff));
-  await atm.close();
-}
-
-main().catch((error) => {
-  process.stderr.write(`simulate:atm: ${(error as Error).message}\n`);
-  process.exit(1);
-});
+exitWith(TOOL, main());

@@ -6,6 +6,7 @@ import { TestCertificate } from '../support/test-pki';
 import { localSpelling, newMobile, newNationalId } from '../support/identities';
 import { CaseOutcome } from '../../tools/conformance/report';
 import { GATEWAY_MAIN, TestEnvironment } from '../support/test-environment';
+import { runNode, ToolRun } from '../support/run-tool';
 
 /**
  * The conformance kit (issue 6) as a bank runs it: the built kit as a child
@@ -27,23 +28,7 @@ const DEVB_MAC_KEY = '0123456789ABCDEFFEDCBA9876543210';
 const JSON_CASES = Array.from({ length: 15 }, (_, i) => `J${i + 1}`);
 const ISO_CASES = Array.from({ length: 13 }, (_, i) => `I${i + 1}`);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runNode(script: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    // Only PATH from this process: the kit must not depend on the test's environment (INIT_CWD, DATABASE_URL...).
-    const child = spawn(process.execPath, [script, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+type Run = ToolRun;
 
 /** A case as read back from the report's Markdown: its result is whatever the cell says. */
 type Row = Pick<CaseOutcome, 'id' | 'title' | 'reference' | 'expected' | 'actual' | 'signature'> & { result: string };

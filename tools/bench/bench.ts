@@ -6,6 +6,7 @@ import { projectRoot } from '../../src/common/project-root';
 import { BenchEnvironment, Customer, GatewayInstance, peakRssMb } from './bench-environment';
 import { CLOCK_TICKS, CpuFigures, CpuSource, measureCpu, processCpu, processesNamedCpu, processTreeCpu, selfCpu } from './cpu';
 import { ActivationTopicWatcher, cryptoRates, LoadFigures, prepareJsonRequests, round, runHttpLoad, runIsoLoad } from './load';
+import { defineTool, readOptions } from '../options';
 
 /**
  * `npm run bench`: drives the built gateway (its own process, real
@@ -15,21 +16,27 @@ import { ActivationTopicWatcher, cryptoRates, LoadFigures, prepareJsonRequests, 
  * next to one. Each step also reports the CPU time per activation of each
  * gateway process, of PostgreSQL, of the broker and of the load generator
  * (/proc/<pid>/stat). Writes the figures as JSON to bench/results/.
- *
- *   --seconds N     length of each load step (default 8)
- *   --quick         2 s steps and fewer levels: a smoke run, not a measurement
- *   --no-multi      skip the one-instance-vs-two step (a second gateway, its
- *                   own ports and GATEWAY_INSTANCE_ID, next to the first)
- *
- * Environment: BENCH_POSTGRES_URL (an admin connection to PostgreSQL; the
- * benchmark creates and drops a database of its own; default
- * postgres://postgres@127.0.0.1:5432/postgres), KAFKA_BROKERS (a real
- * cluster; default: the development broker).
  */
-const args = process.argv.slice(2);
-const quick = args.includes('--quick');
-const multi = !args.includes('--no-multi');
-const seconds = Number(args[args.indexOf('--seconds') + 1]) || (quick ? 2 : 8);
+const TOOL = defineTool({
+  name: 'bench',
+  summary: `Drives the built gateway (its own process, real PostgreSQL, the Kafka broker)
+and prints what it sustains next to the ceilings measured in the same run, then
+one instance against two, with the CPU each process spends per activation.
+Writes the figures as JSON to bench/results/.`,
+  options: {
+    seconds: { type: 'integer', value: 'N', min: 1, help: 'length of each load step (default 8; 2 with --quick)' },
+    quick: { type: 'boolean', help: '2 s steps and fewer levels: a smoke run, not a measurement' },
+    'no-multi': { type: 'boolean', help: 'skip the one-instance-vs-two step (a second gateway, its own ports and GATEWAY_INSTANCE_ID, next to the first)' },
+  },
+  more: `Environment: BENCH_POSTGRES_URL (an admin connection to PostgreSQL; the
+benchmark creates and drops a database of its own; default
+postgres://postgres@127.0.0.1:5432/postgres), KAFKA_BROKERS (a real
+cluster; default: the development broker).`,
+});
+const options = readOptions(TOOL);
+const quick = options.quick;
+const multi = !options['no-multi'];
+const seconds = options.seconds ?? (quick ? 2 : 8);
 const HTTP_LEVELS = quick ? [1, 64] : [1, 16, 64, 256];
 const ISO_LEVELS = quick ? [8] : [1, 8, 32];
 /** Where one instance and two are compared (the one-instance figures above are reused where they exist). */
@@ -274,7 +281,7 @@ async function compareInstances(env: BenchEnvironment, steps: Steps, first: Gate
 }
 
 function startCeiling(configFile: string): Promise<{ process: ChildProcess; baseUrl: string }> {
-  const child = spawn(process.execPath, [join(projectRoot(), 'dist/tools/bench/ceiling-server.js'), configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(projectRoot(), 'dist/tools/bench/ceiling-server.js'), '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.stdout!.once('data', (chunk: Buffer) => {
       const port = (JSON.parse(chunk.toString().split('\n')[0]) as { httpPort: number }).httpPort;

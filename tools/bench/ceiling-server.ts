@@ -9,6 +9,7 @@ import { parseDetachedJws, verifyDetachedSignature } from '../../libs/jws';
 import { parseCertificateBundle } from '../../libs/pki';
 import { BODY_LIMIT_BYTES } from '../../src/channels/http/http-channel';
 import { ResponseSigner } from '../../src/channels/http/response-signer';
+import { defineTool, readOptions } from '../options';
 
 /**
  * The benchmark's HTTP ceiling: the gateway's HTTP stack (NestJS on Fastify
@@ -16,7 +17,7 @@ import { ResponseSigner } from '../../src/channels/http/response-signer';
  * library code, the response signed the same way) answering without store or
  * Kafka. The gateway can be no faster than this on the same machine.
  *
- * Run by `npm run bench`: node dist/tools/bench/ceiling-server.js <config.json>
+ * Run by `npm run bench`: node dist/tools/bench/ceiling-server.js --config <config.json>
  */
 interface CeilingConfig {
   certificates: string[];
@@ -24,7 +25,13 @@ interface CeilingConfig {
   gatewayCertFile: string;
 }
 
-const config = JSON.parse(readFileSync(process.argv[2], 'utf8')) as CeilingConfig;
+const TOOL = defineTool({
+  name: 'ceiling-server',
+  invocation: 'node dist/tools/bench/ceiling-server.js',
+  summary: "The benchmark's HTTP ceiling: the gateway's HTTP stack answering without store or Kafka. Started by `npm run bench`.",
+  options: { config: { type: 'string', value: 'FILE', required: true, help: 'JSON: the bank certificates (PEM) to accept, the gateway signing key and certificate files' } },
+});
+const config = JSON.parse(readFileSync(readOptions(TOOL).config, 'utf8')) as CeilingConfig;
 const keys = new Map<string, KeyObject>();
 for (const pem of config.certificates) {
   const [info] = parseCertificateBundle(pem);

@@ -19,10 +19,9 @@ import { loadCustomers, TestCustomers } from './customers';
 import { IsoTarget, runIsoCases } from './iso-cases';
 import { keyCheckValue } from '../../libs/iso8583';
 import { JsonTarget, runJsonCases } from './json-cases';
-import { helpText, KitOptions, parseOptions, UsageError } from './options';
+import { exitWith, readOptions, UsageError } from '../options';
+import { KIT, KitOptions, kitOptions } from './options';
 import { EXIT_CODES, renderReport, ReportHeader, ReportSection, verdictOf } from './report';
-
-const EX_USAGE = 64;
 
 function readCertificate(option: string, path: string): CertificateInfo {
   let certificates: CertificateInfo[];
@@ -112,14 +111,8 @@ export async function runConformance(options: KitOptions): Promise<{ report: str
   return { report: renderReport(header, sections), exitCode: EXIT_CODES[verdictOf(sections, header.notChecked)] };
 }
 
-async function main(): Promise<number> {
-  let options: KitOptions;
+async function main(options: KitOptions): Promise<number> {
   try {
-    options = parseOptions(process.argv.slice(2));
-    if (options.help) {
-      process.stdout.write(helpText());
-      return 0;
-    }
     const { report, exitCode } = await runConformance(options);
     process.stdout.write(`${report}\n`);
     if (options.reportFile) {
@@ -128,10 +121,7 @@ async function main(): Promise<number> {
     }
     return exitCode;
   } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`conformance: ${error.message}\n(see npm run conformance -- --help)\n`);
-      return EX_USAGE;
-    }
+    if (error instanceof UsageError) throw error;
     // A fault of the kit itself, not of the gateway or the bank: no report, and a code of its own (EX_SOFTWARE).
     process.stderr.write(`conformance: unexpected error: ${(error as Error).stack ?? String(error)}\n`);
     return 70;
@@ -139,6 +129,6 @@ async function main(): Promise<number> {
 }
 
 if (require.main === module) {
-  // Explicit exit: fetch's pooled keep-alive sockets would otherwise hold the process open a few seconds more.
-  void main().then((code) => process.stdout.write('', () => process.exit(code)));
+  const values = readOptions(KIT);
+  exitWith(KIT, Promise.resolve().then(() => main(kitOptions(values))));
 }

@@ -1,7 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { checkNationalId, luhnValid, normalizeMobile } from '../../libs/identity';
-import { UsageError } from './usage-error';
+import { UsageError } from '../options';
 
 /** One test customer as the identity core registered them: the mobile is E.164 once loaded. */
 export interface TestCustomer {

@@ -16,25 +16,29 @@
  * gateway wrote to DATA_DIR/kafka-brokers (DATA_DIR defaults to .data).
  */
 import { writeFileSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { TOPICS } from '../../src/kafka/topics';
 import { developmentKafkaBrokers, publishRegistrations } from '../identity-core';
+import { defineTool, fromWorkingDirectory, runTool } from '../options';
 import { CustomerRole, freshMobile, freshNationalId, TestCustomer } from './customers';
 
 interface Registration extends TestCustomer {
   status: 'PENDING_ACTIVATION' | 'ACTIVE' | 'SUSPENDED';
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { out: { type: 'string' }, help: { type: 'boolean' } }, strict: true });
-  if (values.help) {
-    process.stdout.write('npm run conformance:dev-customers -- [--out FILE]\n\nDevelopment gateways only: registers fresh test customers as the identity core would\nand writes the --customers file of `npm run conformance` (default ./customers.json).\n');
-    return;
-  }
-  const cwd = process.env.INIT_CWD ?? process.cwd();
-  const out = values.out ? (isAbsolute(values.out) ? values.out : resolve(cwd, values.out)) : resolve(cwd, 'customers.json');
+const TOOL = defineTool({
+  name: 'conformance:dev-customers',
+  summary:
+    'Development gateways only: registers fresh test customers as the identity core would\n' +
+    'and writes the --customers file of `npm run conformance`.',
+  options: {
+    out: { type: 'string', value: 'FILE', default: 'customers.json', help: 'where to write the file, relative to the directory npm was run in' },
+  },
+  more: 'Environment: KAFKA_BROKERS, or the development broker\'s address the gateway wrote to DATA_DIR/kafka-brokers (DATA_DIR defaults to .data).',
+});
+
+async function main(outFile: string): Promise<number> {
+  const out = fromWorkingDirectory(outFile);
   const shared = freshMobile();
   const customers: Record<Exclude<CustomerRole, 'notRegistered'>, Registration> = {
     accepted: { nationalId: freshNationalId(), mobile: freshMobile(), status: 'PENDING_ACTIVATION' },
@@ -49,9 +53,7 @@ async function main(): Promise<void> {
   const file = Object.fromEntries(Object.entries(customers).map(([role, r]) => [role, { nationalId: r.nationalId, mobile: r.mobile }]));
   writeFileSync(out, `${JSON.stringify(file, null, 2)}\n`);
   process.stdout.write(`registered ${Object.keys(customers).length + 1} test registrations on ${TOPICS.registrations}; wrote ${out}\n`);
+  return 0;
 }
 
-main().catch((error) => {
-  process.stderr.write(`conformance:dev-customers: ${(error as Error).message}\n`);
-  process.exit(1);
-});
+runTool(TOOL, (values) => main(values.out));
