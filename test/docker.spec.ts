@@ -1,20 +1,24 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getMetadataStorage } from 'class-validator';
 import { parse } from 'yaml';
 import { ACTIVATION_RESULTS_GROUP } from '../src/activation/activation-results-consumer';
 import { ConfigurationError, GatewayConfig, loadConfig } from '../src/config/gateway-config';
 import { ALL_TOPICS, TOPIC_SETTINGS, TOPICS } from '../src/kafka/topics';
+import { GatewayMetrics } from '../src/ops/gateway-metrics';
 import { REGISTRATIONS_GROUP } from '../src/registry/registrations-consumer';
 import { parseArguments, topicPlan } from '../tools/kafka-topics';
 
 /**
- * docker/compose.yml, docker/haproxy.cfg and docker/Dockerfile, checked
- * without a Docker engine (there is none on the development machines):
- * against the spec's topics, the topic settings table, the configuration
- * schema, the build, and each other.
+ * docker/compose.yml, docker/haproxy.cfg, docker/Dockerfile and the
+ * monitoring files (docker/prometheus/, docker/grafana/), checked without a
+ * Docker engine (there is none on the development machines): against the
+ * spec's topics, the topic settings table, the configuration schema, the
+ * build, the metrics the gateway exports, the runbook's alert rules, and
+ * each other.
  */
 const ROOT = join(__dirname, '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -99,6 +103,24 @@ function published(service: Service): { hostIp: string; host: number; container:
   });
 }
 
+/** Whether a service publishes something, and only on the host's loopback. */
+const onLoopbackOnly = (service: Service) => published(service).length > 0 && published(service).every((port) => port.hostIp === '127.0.0.1');
+
+/** The shell command of a service's health check. */
+function healthcheckCommand(service: Service): string {
+  const test = service.healthcheck?.test;
+  if (typeof test === 'string') return test;
+  return test?.[0] === 'CMD-SHELL' ? test[1] : (test ?? []).slice(1).join(' ');
+}
+
+/** Where a host path (relative to docker/) is mounted in a service, and whether read-only. */
+function mountOf(service: Service, hostPath: string): { target: string; readOnly: boolean } | undefined {
+  const volume = service.volumes?.find((v) => v.split(':')[0] === hostPath);
+  if (!volume) return undefined;
+  const [, target, mode = ''] = volume.split(':');
+  return { target, readOnly: mode.split(',').includes('ro') };
+}
+
 const kafkaNames = Object.keys(services).filter((name) => services[name].image?.startsWith('apache/kafka:'));
 const kafkaServices = kafkaNames.map((name) => services[name]);
 /** Where the other containers reach each broker: its advertised PLAINTEXT listener. */
@@ -122,13 +144,17 @@ describe('the topic settings table (src/kafka/topics.ts)', () => {
     for (const [topic, settings] of Object.entries(TOPIC_SETTINGS)) {
       expect({ topic, replicationFactor: settings.replicationFactor, minInSync: settings.config['min.insync.replicas'] }).toEqual({ topic, replicationFactor: 3, minInSync: '2' });
       expect({ topic, policy: settings.config['cleanup.policy'] }).toEqual({ topic, policy: topic === TOPICS.registrations ? 'compact' : 'delete' });
+      // The topics that carry national IDs and mobiles in clear keep them for an explicit time, not the cluster's default.
+      const personalData = topic === TOPICS.activations || topic === TOPICS.deadLetters;
+      expect({ topic, retentionMs: settings.config['retention.ms'] }).toEqual({ topic, retentionMs: personalData ? String(7 * 24 * 3600 * 1000) : undefined });
       expect(settings.partitions).toBeGreaterThanOrEqual(1);
     }
   });
 
   it('is what docker/README.md tells operators', () => {
-    const rows = [...README.matchAll(/^\| `(absher\.[^`]+)` \| (\d+) \| (\w+) \|$/gm)].map((m) => [m[1], Number(m[2]), m[3]]);
-    expect(rows).toEqual(Object.entries(TOPIC_SETTINGS).map(([topic, s]) => [topic, s.partitions, s.config['cleanup.policy']]));
+    const rows = [...README.matchAll(/^\| `(absher\.[^`]+)` \| (\d+) \| (\w+) \| ([^|]+) \|$/gm)].map((m) => [m[1], Number(m[2]), m[3], m[4].trim()]);
+    const retention = (ms?: string) => (ms ? `${Number(ms) / 86_400_000} days` : 'cluster default');
+    expect(rows).toEqual(Object.entries(TOPIC_SETTINGS).map(([topic, s]) => [topic, s.partitions, s.config['cleanup.policy'], retention(s.config['retention.ms'])]));
   });
 });
 
@@ -198,12 +224,16 @@ describe('docker/compose.yml', () => {
   it('has a read-only Kafka web UI over all three brokers, behind a login, on the host loopback only', () => {
     const [uiName] = Object.keys(services).filter((name) => /kafka-ui|redpandadata\/console/.test(services[name].image ?? ''));
     const ui = services[uiName];
+    // The maintained fork (provectuslabs/kafka-ui is no longer maintained), at a release tag.
+    expect(ui.image).toMatch(/^kafbat\/kafka-ui:v\d+\.\d+\.\d+$/);
     const env = environment(ui);
     expect(env.KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS.split(',').sort()).toEqual([...internalBrokers].sort());
     expect(env.KAFKA_CLUSTERS_0_READONLY).toBe('true');
     expect(env.AUTH_TYPE).toBe('LOGIN_FORM');
-    expect(ui.ports?.length).toBeGreaterThan(0);
-    for (const port of ui.ports ?? []) expect(port).toMatch(/^127\.0\.0\.1:/);
+    expect(rawEnvironment(ui).SPRING_SECURITY_USER_PASSWORD).toMatch(/^\$\{KAFKA_UI_PASSWORD:\?[^}]+\}$/);
+    expect(onLoopbackOnly(ui)).toBe(true);
+    // Spring's actuator, which kafbat leaves open without a login; the image is Alpine, with busybox wget.
+    expect(healthcheckCommand(ui)).toMatch(/^wget .*http:\/\/127\.0\.0\.1:8080\/actuator\/health\b/);
     for (const broker of kafkaNames) expect(dependsOn(ui)[broker]).toBe('service_healthy');
   });
 
@@ -224,7 +254,7 @@ describe('docker/compose.yml', () => {
         topic: planned.topic,
         partitions: settings.partitions,
         replicationFactor: 3,
-        config: { 'min.insync.replicas': '2', 'cleanup.policy': planned.topic === TOPICS.registrations ? 'compact' : 'delete' },
+        config: settings.config,
       });
     }
     expect(environment(job).KAFKA_BROKERS.split(',').sort()).toEqual([...internalBrokers].sort());
@@ -520,6 +550,334 @@ describe('docker/haproxy.cfg', () => {
       for (const warning of warnings) expect(warning).toMatch(/could not resolve address '([^']+)'/);
     },
   );
+});
+
+/** The exported metrics of the gateway, built as test/docs.spec.ts builds them: names (histograms with their series) and label names. */
+const gatewayMetrics = new GatewayMetrics({ outboxBacklog: async () => ({ count: 0, oldestAgeSeconds: 0, parked: 0 }), isoConnections: () => 0, ownership: () => ({ liveInstances: 1, relaySlots: [], partitions: {} }) });
+async function exportedMetrics(): Promise<Map<string, Set<string>>> {
+  const exported = new Map<string, Set<string>>();
+  for (const metric of await gatewayMetrics.registry.getMetricsAsJSON()) {
+    const labels = new Set((gatewayMetrics.registry.getSingleMetric(metric.name) as unknown as { labelNames?: string[] }).labelNames ?? []);
+    exported.set(metric.name, labels);
+    if (String(metric.type) === 'histogram') {
+      exported.set(`${metric.name}_bucket`, new Set([...labels, 'le']));
+      for (const suffix of ['_sum', '_count']) exported.set(metric.name + suffix, labels);
+    }
+  }
+  return exported;
+}
+
+/** Every label a PromQL expression names: in selectors, in `by`/`without`/`on`/`ignoring` lists, and in label_values(). */
+function labelsNamed(expr: string): string[] {
+  const withoutStrings = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""');
+  const inSelectors = [...withoutStrings.matchAll(/\{([^}]*)\}/g)].flatMap((m) => [...m[1].matchAll(/([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)/g)].map((l) => l[1]));
+  const inLists = [...withoutStrings.matchAll(/\b(?:by|without|on|ignoring)\s*\(([^)]*)\)/g)].flatMap((m) => m[1].split(',').map((l) => l.trim()).filter(Boolean));
+  const inLabelValues = [...withoutStrings.matchAll(/label_values\([^,]*,\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)/g)].map((m) => m[1]);
+  return [...inSelectors, ...inLists, ...inLabelValues];
+}
+
+/** Labels every scraped series has: the target's, from prometheus.yml. */
+const TARGET_LABELS = ['instance', 'job'];
+
+/**
+ * What an expression (with its legend, for the dashboard) names that the gateway does not export: every
+ * `absher_gateway_*` name must be a series it exports, and where the expression reads only the gateway's
+ * series (and `up`), every label it names must be one of theirs.
+ */
+function unknownNames(expr: string, exported: Map<string, Set<string>>, legend = ''): string[] {
+  const names = [...new Set([...expr.matchAll(/\babsher_gateway_[a-z0-9_]+/g)].map((m) => m[0]))];
+  const unknown = names.filter((name) => !exported.has(name));
+  const others = [...expr.replace(/"(?:[^"\\]|\\.)*"/g, '""').matchAll(/\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{/g)].map((m) => m[1]).filter((name) => !name.startsWith('absher_gateway_') && name !== 'up');
+  if (unknown.length > 0 || others.length > 0) return unknown;
+  const known = new Set([...TARGET_LABELS, ...names.flatMap((name) => [...exported.get(name)!])]);
+  const legendLabels = [...legend.matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g)].map((m) => m[1]);
+  return [...labelsNamed(expr), ...legendLabels].filter((label) => label !== '__name__' && !known.has(label)).map((label) => `label ${label} in ${expr}`);
+}
+
+/** Whether promtool is installed here: it validates the Prometheus files only where it is. */
+const PROMTOOL_VERSION = (() => {
+  const probe = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
+  return probe.status === 0 ? (/version (\S+)/.exec(`${probe.stdout}${probe.stderr}`)?.[1] ?? 'unknown') : undefined;
+})();
+const withPromtool = (title: string) => (PROMTOOL_VERSION ? `${title} (promtool ${PROMTOOL_VERSION} on this machine)` : `${title}: SKIPPED, promtool is not installed here (Debian's prometheus package has it)`);
+
+function promtool(...args: string[]): { status: number | null; output: string } {
+  const run = spawnSync('promtool', args, { encoding: 'utf8' });
+  return { status: run.status, output: `${run.stdout}${run.stderr}` };
+}
+
+/** The `--flag=value` options of a command. */
+function flags(args: string[]): Record<string, string> {
+  return Object.fromEntries(args.filter((a) => a.startsWith('--')).map((a) => a.slice(2).split(/=(.*)/s, 2) as [string, string]));
+}
+
+const prometheusName = Object.keys(services).find((name) => /^prom\/prometheus:/.test(services[name].image ?? ''))!;
+const prometheus = services[prometheusName];
+const grafanaName = Object.keys(services).find((name) => /^grafana\/grafana:/.test(services[name].image ?? ''))!;
+const grafana = services[grafanaName];
+
+interface ScrapeConfig {
+  job_name: string;
+  metrics_path?: string;
+  scrape_interval?: string;
+  static_configs?: { targets: string[]; labels?: Record<string, string> }[];
+  relabel_configs?: { source_labels?: string[]; regex?: string; target_label?: string; replacement?: string; action?: string; separator?: string }[];
+}
+const PROMETHEUS_CONFIG: { global?: { scrape_interval?: string; evaluation_interval?: string }; rule_files?: string[]; scrape_configs: ScrapeConfig[] } = parse(read('docker/prometheus/prometheus.yml'));
+
+interface AlertRule {
+  alert?: string;
+  record?: string;
+  expr: string;
+  for?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+const ALERTS_TEXT = read('docker/prometheus/alerts.yml');
+const ALERT_RULES: AlertRule[] = (parse(ALERTS_TEXT) as { groups: { name: string; rules: AlertRule[] }[] }).groups.flatMap((group) => group.rules);
+
+/** The Prometheus rules block of docs/operations-runbook.md's "Alerts" section. */
+function runbookAlertRules(): string {
+  const runbook = read('docs/operations-runbook.md');
+  const block = /^## Alerts\n[\s\S]*?^```yaml\n([\s\S]*?)^```$/m.exec(runbook);
+  if (!block) throw new Error('docs/operations-runbook.md has no ```yaml block under "## Alerts"');
+  return block[1];
+}
+
+/** Where Prometheus takes a target's instance label from: its relabel rules applied to the address. */
+function instanceLabel(job: ScrapeConfig, address: string): string {
+  const labels: Record<string, string> = { __address__: address, job: job.job_name };
+  for (const rule of job.relabel_configs ?? []) {
+    expect(rule.action ?? 'replace').toBe('replace');
+    const value = (rule.source_labels ?? []).map((name) => labels[name] ?? '').join(rule.separator ?? ';');
+    const match = new RegExp(`^(?:${rule.regex ?? '(.*)'})$`).exec(value);
+    if (match && rule.target_label) labels[rule.target_label] = (rule.replacement ?? '$1').replace(/\$(\d+)|\$\{(\d+)\}/g, (_whole, a, b) => match[Number(a ?? b)] ?? '');
+  }
+  return labels.instance ?? address;
+}
+
+describe('docker/prometheus', () => {
+  const job = PROMETHEUS_CONFIG.scrape_configs.find((c) => (c.static_configs ?? []).some((s) => s.targets.some((t) => gatewayNames.includes(t.split(':')[0]))));
+
+  it('runs a pinned official Prometheus on docker/prometheus/, on the host loopback only, with data in a volume', () => {
+    expect(prometheus.image).toMatch(/^prom\/prometheus:v\d+\.\d+\.\d+$/);
+    const options = flags(command(prometheus));
+    const mount = mountOf(prometheus, './prometheus');
+    expect(mount).toEqual({ target: expect.stringMatching(/^\//), readOnly: true });
+    expect(options['config.file']).toBe(`${mount!.target}/prometheus.yml`);
+    const dataVolume = prometheus.volumes?.find((v) => v.endsWith(`:${options['storage.tsdb.path']}`));
+    expect(dataVolume?.split(':')[0]).toMatch(/^[a-z][a-z0-9-]*$/);
+    expect(onLoopbackOnly(prometheus)).toBe(true);
+    // busybox image: wget, on Prometheus's own readiness endpoint.
+    expect(healthcheckCommand(prometheus)).toMatch(/^wget .*http:\/\/127\.0\.0\.1:9090\/-\/(ready|healthy)\b/);
+  });
+
+  it('scrapes /metrics on the management port of every gateway every 15 s, each labelled with its name', () => {
+    expect(job).toBeDefined();
+    expect(job!.metrics_path ?? '/metrics').toBe('/metrics');
+    expect(job!.scrape_interval ?? PROMETHEUS_CONFIG.global?.scrape_interval).toBe('15s');
+    const targets = job!.static_configs!.flatMap((s) => s.targets);
+    const expected = gatewayNames.map((name) => {
+      const config = loadConfig(environment(services[name]));
+      // Listening on the stack's network, not the loopback of its container.
+      expect({ name, host: config.MANAGEMENT_HOST }).toEqual({ name, host: '0.0.0.0' });
+      expect(config.MANAGEMENT_PORT).not.toBe(0);
+      return `${name}:${config.MANAGEMENT_PORT}`;
+    });
+    expect([...targets].sort()).toEqual([...expected].sort());
+    for (const target of targets) {
+      const name = target.split(':')[0];
+      expect(instanceLabel(job!, target)).toBe(environment(services[name]).GATEWAY_INSTANCE_ID);
+    }
+  });
+
+  it('leaves the management port unpublished: no gateway publishes a port, and HAProxy does not forward to it', () => {
+    for (const name of gatewayNames) expect({ name, ports: services[name].ports ?? [] }).toEqual({ name, ports: [] });
+    const managementPorts = new Set(gatewayNames.map((name) => loadConfig(environment(services[name])).MANAGEMENT_PORT));
+    const forwarded = read('docker/haproxy.cfg').split('\n').filter((line) => /^\s*server\s/.test(line)).map((line) => Number(/:(\d+)\b/.exec(line)![1]));
+    for (const port of forwarded) expect(managementPorts.has(port)).toBe(false);
+  });
+
+  it('loads docker/prometheus/alerts.yml, which is the runbook’s alert rules block verbatim', () => {
+    expect(PROMETHEUS_CONFIG.rule_files).toEqual(['alerts.yml']);
+    // The file's own header (comment lines) first, then the block as it stands in the runbook.
+    const body = ALERTS_TEXT.replace(/^(#.*\n)+/, '');
+    expect(body).toBe(runbookAlertRules());
+    expect(ALERT_RULES.length).toBeGreaterThan(5);
+    for (const rule of ALERT_RULES) expect({ alert: rule.alert, severity: rule.labels?.severity }).toEqual({ alert: rule.alert, severity: expect.stringMatching(/^(critical|warning)$/) });
+  });
+
+  it('selects in its alert rules only the jobs it scrapes (GatewayDown would otherwise never fire)', () => {
+    const jobs = new Set(PROMETHEUS_CONFIG.scrape_configs.map((c) => c.job_name));
+    const selected = ALERT_RULES.flatMap((rule) => [...rule.expr.matchAll(/\bjob\s*=\s*"([^"]*)"/g)].map((m) => m[1]));
+    expect(selected.length).toBeGreaterThan(0);
+    for (const name of selected) expect({ job: name, scraped: jobs.has(name) }).toEqual({ job: name, scraped: true });
+  });
+
+  it('names in its alert rules only metrics and labels the gateway exports', async () => {
+    const exported = await exportedMetrics();
+    const unknown = ALERT_RULES.flatMap((rule) => unknownNames(rule.expr, exported).map((name) => `${rule.alert}: ${name}`));
+    expect(unknown).toEqual([]);
+  });
+
+  (PROMTOOL_VERSION ? it : it.skip)(withPromtool('is a valid configuration, with valid rules, for promtool check'), () => {
+    const config = promtool('check', 'config', join(ROOT, 'docker/prometheus/prometheus.yml'));
+    expect(config).toEqual({ status: 0, output: expect.stringContaining('SUCCESS') });
+    const rules = promtool('check', 'rules', join(ROOT, 'docker/prometheus/alerts.yml'));
+    expect(rules).toEqual({ status: 0, output: expect.stringContaining(`SUCCESS: ${ALERT_RULES.length} rules found`) });
+  });
+});
+
+interface GrafanaTarget {
+  datasource?: { type?: string; uid?: string };
+  expr?: string;
+  legendFormat?: string;
+  refId?: string;
+}
+interface GrafanaPanel {
+  id: number;
+  type: string;
+  title: string;
+  datasource?: { type?: string; uid?: string };
+  gridPos: { h: number; w: number; x: number; y: number };
+  targets?: GrafanaTarget[];
+  panels?: GrafanaPanel[];
+}
+interface GrafanaDashboard {
+  uid: string;
+  title: string;
+  panels: GrafanaPanel[];
+  templating?: { list: { name: string; type: string; datasource?: { type?: string; uid?: string }; query?: string | { query: string } }[] };
+}
+
+describe('docker/grafana', () => {
+  const PROVISIONING = 'docker/grafana/provisioning';
+  const DASHBOARDS = 'docker/grafana/dashboards';
+  const yamlFiles = (dir: string) => readdirSync(join(ROOT, dir)).filter((name) => /\.ya?ml$/.test(name)).map((name) => `${dir}/${name}`);
+  const datasources: { name: string; uid: string; type: string; url: string; access?: string; isDefault?: boolean; jsonData?: { timeInterval?: string } }[] = yamlFiles(`${PROVISIONING}/datasources`).flatMap((file) => parse(read(file)).datasources ?? []);
+  const providers: { name: string; type: string; options: { path: string } }[] = yamlFiles(`${PROVISIONING}/dashboards`).flatMap((file) => parse(read(file)).providers ?? []);
+  const dashboardFiles = readdirSync(join(ROOT, DASHBOARDS)).filter((name) => name.endsWith('.json'));
+  const dashboards = new Map(dashboardFiles.map((name) => [name, JSON.parse(read(`${DASHBOARDS}/${name}`)) as GrafanaDashboard]));
+  /** Every panel, those in collapsed rows included. */
+  const panelsOf = (dashboard: GrafanaDashboard) => dashboard.panels.flatMap((panel) => [panel, ...(panel.panels ?? [])]);
+  /** Every PromQL query of a dashboard, with its legend, Grafana's variables given a value Prometheus accepts. */
+  const queriesOf = (dashboard: GrafanaDashboard) => [
+    ...panelsOf(dashboard).flatMap((panel) => (panel.targets ?? []).map((target) => ({ where: `${panel.title} ${target.refId}`, expr: target.expr ?? '', legend: target.legendFormat ?? '' }))),
+    ...(dashboard.templating?.list ?? []).filter((v) => v.type === 'query').map((v) => ({ where: `variable ${v.name}`, expr: typeof v.query === 'string' ? v.query : (v.query?.query ?? ''), legend: '' })),
+  ].map((query) => ({ ...query, promql: query.expr.replace(/\$__rate_interval|\$__interval|\$__range/g, '1m').replace(/\$\{?\w+\}?/g, '.*') }));
+
+  it('runs a pinned official Grafana, behind its login with the admin password from docker/.env, no anonymous access, on the host loopback only', () => {
+    expect(grafana.image).toMatch(/^grafana\/grafana:\d+\.\d+\.\d+$/);
+    const raw = rawEnvironment(grafana);
+    expect(raw.GF_SECURITY_ADMIN_PASSWORD).toMatch(/^\$\{GRAFANA_ADMIN_PASSWORD:\?[^}]+\}$/);
+    expect(raw.GF_AUTH_ANONYMOUS_ENABLED).toBe('false');
+    expect(raw.GF_USERS_ALLOW_SIGN_UP).toBe('false');
+    expect(raw.GF_AUTH_DISABLE_LOGIN_FORM ?? 'false').toBe('false');
+    expect(onLoopbackOnly(grafana)).toBe(true);
+    expect(published(grafana).map((p) => p.container)).toEqual([3000]);
+    // Alpine image: busybox wget, on Grafana's own health endpoint.
+    expect(healthcheckCommand(grafana)).toMatch(/^wget .*http:\/\/127\.0\.0\.1:3000\/api\/health\b/);
+    expect(dependsOn(grafana)).toEqual({ [prometheusName]: 'service_healthy' });
+    expect(grafana.volumes?.some((v) => v.endsWith(':/var/lib/grafana'))).toBe(true);
+  });
+
+  it('mounts its provisioning files and dashboards read-only, every file valid YAML or JSON', () => {
+    for (const kind of ['datasources', 'dashboards']) {
+      expect(mountOf(grafana, `./grafana/provisioning/${kind}`)).toEqual({ target: `/etc/grafana/provisioning/${kind}`, readOnly: true });
+      const files = readdirSync(join(ROOT, PROVISIONING, kind));
+      expect(files.length).toBeGreaterThan(0);
+      for (const file of files) {
+        expect({ file, yaml: /\.ya?ml$/.test(file) }).toEqual({ file, yaml: true });
+        expect(parse(read(`${PROVISIONING}/${kind}/${file}`)).apiVersion).toBe(1);
+      }
+    }
+    expect(mountOf(grafana, './grafana/dashboards')?.readOnly).toBe(true);
+    expect(dashboardFiles.length).toBeGreaterThan(0);
+  });
+
+  it('has the stack’s Prometheus as its one, default data source', () => {
+    expect(datasources).toHaveLength(1);
+    const [source] = datasources;
+    expect(source).toMatchObject({ type: 'prometheus', access: 'proxy', isDefault: true });
+    const url = new URL(source.url);
+    const listen = flags(command(prometheus))['web.listen-address'] ?? ':9090';
+    expect({ host: url.hostname, port: url.port }).toEqual({ host: prometheusName, port: listen.split(':').pop() });
+    expect(source.jsonData?.timeInterval).toBe(PROMETHEUS_CONFIG.global?.scrape_interval);
+  });
+
+  it('loads the dashboards from where docker/grafana/dashboards is mounted, and opens on the gateway dashboard', () => {
+    const target = mountOf(grafana, './grafana/dashboards')!.target;
+    expect(providers.map((p) => ({ type: p.type, path: p.options.path }))).toEqual([{ type: 'file', path: target }]);
+    const home = rawEnvironment(grafana).GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH;
+    expect(home.startsWith(`${target}/`)).toBe(true);
+    expect(dashboardFiles).toContain(home.slice(target.length + 1));
+  });
+
+  it('has dashboards Grafana can load: unique uids and panel ids, panels within the 24-column grid, every query on the provisioned data source', () => {
+    const [source] = datasources;
+    expect(new Set([...dashboards.values()].map((d) => d.uid)).size).toBe(dashboards.size);
+    for (const [file, dashboard] of dashboards) {
+      expect({ file, uid: dashboard.uid, title: dashboard.title }).toEqual({ file, uid: expect.stringMatching(/^[A-Za-z0-9_-]{1,40}$/), title: expect.any(String) });
+      const panels = panelsOf(dashboard);
+      expect(new Set(panels.map((p) => p.id)).size).toBe(panels.length);
+      for (const panel of panels) {
+        const { x, w } = panel.gridPos;
+        expect({ file, panel: panel.title, fits: x >= 0 && w > 0 && x + w <= 24 }).toEqual({ file, panel: panel.title, fits: true });
+        if (panel.type === 'row') continue;
+        expect({ file, panel: panel.title, datasource: panel.datasource?.uid }).toEqual({ file, panel: panel.title, datasource: source.uid });
+        expect({ file, panel: panel.title, queries: (panel.targets ?? []).length > 0 }).toEqual({ file, panel: panel.title, queries: true });
+        for (const target of panel.targets ?? []) expect({ file, panel: panel.title, datasource: target.datasource?.uid ?? source.uid }).toEqual({ file, panel: panel.title, datasource: source.uid });
+      }
+      for (const variable of dashboard.templating?.list ?? []) if (variable.datasource) expect(variable.datasource.uid).toBe(source.uid);
+    }
+  });
+
+  it('shows what the runbook asks to watch, from metrics and labels the gateway exports', async () => {
+    const exported = await exportedMetrics();
+    const dashboard = dashboards.get('absher-gateway.json')!;
+    const queries = queriesOf(dashboard);
+    const unknown = queries.flatMap((q) => unknownNames(q.expr, exported, q.legend).map((name) => `${q.where}: ${name}`));
+    expect(unknown).toEqual([]);
+    const named = new Set(queries.flatMap((q) => [...q.expr.matchAll(/\babsher_gateway_[a-z0-9_]+/g)].map((m) => m[0])));
+    expect([...named]).toEqual(
+      expect.arrayContaining([
+        'absher_gateway_requests_total',
+        'absher_gateway_decision_latency_seconds_bucket',
+        'absher_gateway_outbox_backlog',
+        'absher_gateway_outbox_oldest_age_seconds',
+        'absher_gateway_outbox_parked',
+        'absher_gateway_consumer_lag',
+        'absher_gateway_instances_live',
+        'absher_gateway_relay_slots_owned',
+        'absher_gateway_iso8583_connections_open',
+        'absher_gateway_process_resident_memory_bytes',
+        'absher_gateway_nodejs_eventloop_lag_p99_seconds',
+      ]),
+    );
+    // The latency percentiles are worked out from the histogram's buckets, by le.
+    const quantiles = queries.filter((q) => q.expr.includes('absher_gateway_decision_latency_seconds_bucket')).map((q) => /histogram_quantile\((0\.\d+),/.exec(q.expr)?.[1]);
+    expect(quantiles).toEqual(expect.arrayContaining(['0.5', '0.99']));
+    // Requests are broken down by bank, channel and outcome, and errors by code.
+    expect(queries.some((q) => /sum by \(bank, channel, outcome\) \(rate\(absher_gateway_requests_total/.test(q.expr))).toBe(true);
+    expect(queries.some((q) => /by \(error_code\) \(rate\(absher_gateway_requests_total/.test(q.expr))).toBe(true);
+    // Filtered by the scrape job's instances (its variable reads the job Prometheus scrapes).
+    const job = PROMETHEUS_CONFIG.scrape_configs[0].job_name;
+    for (const q of queries.filter((q) => /\bup\{/.test(q.expr))) expect(q.expr).toContain(`job="${job}"`);
+  });
+
+  (PROMTOOL_VERSION ? it : it.skip)(withPromtool('has queries that are valid PromQL for promtool'), () => {
+    const dashboard = dashboards.get('absher-gateway.json')!;
+    // promtool parses a query only within a rule: each becomes a recording rule of a throwaway file.
+    const queries = queriesOf(dashboard).filter((q) => !q.expr.startsWith('label_values('));
+    const rules = { groups: [{ name: 'dashboard', rules: queries.map((q, index) => ({ record: `dashboard:query_${index}`, expr: q.promql })) }] };
+    const dir = mkdtempSync(join(tmpdir(), 'dashboard-promql-'));
+    try {
+      writeFileSync(join(dir, 'rules.yml'), JSON.stringify(rules));
+      expect(promtool('check', 'rules', join(dir, 'rules.yml'))).toEqual({ status: 0, output: expect.stringContaining(`SUCCESS: ${queries.length} rules found`) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('docker/README.md', () => {

@@ -16,8 +16,11 @@ export interface TopicSettings {
   partitions: number;
   replicationFactor: number;
   /** Topic-level configuration. */
-  config: { 'min.insync.replicas': string; 'cleanup.policy': 'delete' | 'compact' };
+  config: { 'min.insync.replicas': string; 'cleanup.policy': 'delete' | 'compact'; 'retention.ms'?: string };
 }
+
+/** Seven days: how long a topic that carries national IDs and mobiles keeps them, enough for the identity core to recover from an outage. */
+export const PERSONAL_DATA_RETENTION_MS = 7 * 24 * 3600 * 1000;
 
 /**
  * Three replicas, two of them in sync before acks=-1 is answered: one broker
@@ -26,8 +29,10 @@ export interface TopicSettings {
  */
 const REPLICATED = { replicationFactor: 3, minInSyncReplicas: 2 } as const;
 
-function topic(partitions: number, cleanupPolicy: 'delete' | 'compact'): TopicSettings {
-  return { partitions, replicationFactor: REPLICATED.replicationFactor, config: { 'min.insync.replicas': String(REPLICATED.minInSyncReplicas), 'cleanup.policy': cleanupPolicy } };
+function topic(partitions: number, cleanupPolicy: 'delete' | 'compact', retentionMs?: number): TopicSettings {
+  const config: TopicSettings['config'] = { 'min.insync.replicas': String(REPLICATED.minInSyncReplicas), 'cleanup.policy': cleanupPolicy };
+  if (retentionMs !== undefined) config['retention.ms'] = String(retentionMs);
+  return { partitions, replicationFactor: REPLICATED.replicationFactor, config };
 }
 
 /**
@@ -40,14 +45,16 @@ function topic(partitions: number, cleanupPolicy: 'delete' | 'compact'): TopicSe
  * keys to other partitions and breaks the order per key. Registrations are
  * the identity core's current state per national ID, so only the latest per
  * key needs keeping (compacted); the rest are event streams (deleted after
- * retention).
+ * retention). The decisions and the dead letters carry national IDs and
+ * mobiles in clear, so their retention is explicit (7 days), not the
+ * cluster's default.
  */
 export const TOPIC_SETTINGS: Readonly<Record<TopicName, TopicSettings>> = {
-  [TOPICS.activations]: topic(12, 'delete'),
+  [TOPICS.activations]: topic(12, 'delete', PERSONAL_DATA_RETENTION_MS),
   [TOPICS.ops]: topic(6, 'delete'),
   [TOPICS.registrations]: topic(12, 'compact'),
   [TOPICS.activationResults]: topic(12, 'delete'),
-  [TOPICS.deadLetters]: topic(3, 'delete'),
+  [TOPICS.deadLetters]: topic(3, 'delete', PERSONAL_DATA_RETENTION_MS),
 };
 
 export const EVENT_TYPES = {

@@ -207,6 +207,45 @@ it('after mixed traffic on every channel, shows each bank and channel with the o
   }
 });
 
+it('shows every cause: past eight, the least frequent share one "other" row that lists them', async () => {
+  // On top of the three causes of the traffic above: six more, from TSTB's phone banking (TSTA's ops events
+  // wait behind the event parked above, as a parked event holds back its key).
+  const send = (overrides: Record<string, unknown>, options: { body?: Record<string, unknown>; headers?: Record<string, string> } = {}) =>
+    env.send(env.pki.tstb.es256, {
+      requestId: `ops-causes-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+      body: { nationalId: newNationalId(), mobile: newMobile(), channel: 'PHONE_BANKING', ...options.body },
+      overrides,
+      headers: options.headers,
+    });
+  const codes = [
+    (await send({}, { body: { mobile: '0112345678' } })).json.code, // INVALID_MOBILE
+    (await send({}, { body: { channel: 'BRANCH' } })).json.code, // INVALID_CHANNEL
+    (await send({}, { body: { extra: true } })).json.code, // MALFORMED_REQUEST
+    (await send({ iat: Math.floor(Date.now() / 1000) - 3600 })).json.code, // STALE_REQUEST
+    (await send({ iss: 'TSTA' })).json.code, // SIGNATURE_INVALID
+    (await send({}, { headers: { 'x-jws-signature': '' } })).json.code, // SIGNATURE_MISSING
+  ];
+  expect(new Set(codes)).toEqual(new Set(['INVALID_MOBILE', 'INVALID_CHANNEL', 'MALFORMED_REQUEST', 'STALE_REQUEST', 'SIGNATURE_INVALID', 'SIGNATURE_MISSING']));
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
+  try {
+    await page.goto(`${env.baseUrl}/ops`);
+    await page.fill('input[name="token"]', OPS_TOKEN);
+    await Promise.all([page.waitForURL(`${env.baseUrl}/ops`), page.click('button[type="submit"]')]);
+    // Nine causes in the window: seven by name, then "other (2 causes)", whose tooltip names both.
+    await page.waitForSelector('#chart-causes [data-cause="other (2 causes)"]', { timeout: 30_000 }).catch(async (error) => {
+      throw new Error(`causes shown: ${await page.locator('#chart-causes').innerHTML()} (${(error as Error).message.split('\n')[0]})`);
+    });
+    const rows = await page.locator('#chart-causes [data-cause]').evaluateAll((nodes) => nodes.map((n) => (n as unknown as { getAttribute(name: string): string }).getAttribute('data-cause')));
+    expect(rows).toHaveLength(8);
+    expect(rows[7]).toBe('other (2 causes)');
+    const listed = await page.locator('#chart-causes [data-cause="other (2 causes)"] title').textContent();
+    const named = [...rows.slice(0, 7), ...listed!.split(', ').map((entry) => entry.split(' ')[0])];
+    expect(new Set(named)).toEqual(new Set(['MOBILE_MISMATCH', 'NOT_REGISTERED', 'INVALID_NATIONAL_ID', ...codes]));
+  } finally {
+    await page.close();
+  }
+});
+
 /** POST /ops/login as the form does, without following the redirect. */
 async function login(token: string, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(`${env.baseUrl}/ops/login`, {
