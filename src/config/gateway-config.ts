@@ -157,7 +157,7 @@ export class GatewayConfig {
   @IsString()
   GATEWAY_SIGNING_CERT?: string;
 
-  /** `iss` of the gateway's response signatures and CloudEvents source suffix. */
+  /** `iss` of the gateway's response signatures. */
   @Matches(/^[A-Za-z0-9._:-]{1,64}$/, { message: 'must be 1-64 characters of [A-Za-z0-9._:-]' })
   GATEWAY_ID = 'absher-bank-gateway';
 
