@@ -130,9 +130,14 @@ function echo(stan: string): IsoFields {
 
 /** Waits for a log line (they come from the gateway's stdout, a little after what they describe). */
 async function waitForLog(match: (entry: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<void> {
+  await waitForLogs((entries) => entries.some(match), timeoutMs);
+}
+
+/** Waits until the log lines so far, parsed once per look, satisfy `done`. */
+async function waitForLogs(done: (entries: Array<Record<string, unknown>>) => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!logEntries().some(match)) {
-    if (Date.now() > deadline) throw new Error('log line not written');
+  while (!done(logEntries())) {
+    if (Date.now() > deadline) throw new Error('log lines not written');
     await sleep(50);
   }
 }
@@ -214,7 +219,7 @@ it('1,000 0200 frames in one write are all answered, never more than the in-flig
   // lines (written in order by one process) gives a lower bound of what was in flight at every moment.
   const connection = connectionOf(flood.localPort);
   // 2,000 debug lines reach stdout well after the answers when the machine is busy: give them time.
-  await waitForLog(() => logEntries().filter((e) => e.connection === connection && e.message === 'iso response').length >= 1000, 60_000);
+  await waitForLogs((entries) => entries.filter((e) => e.connection === connection && e.message === 'iso response').length >= 1000, 60_000);
   let inFlight = 0;
   let most = 0;
   let started = 0;
@@ -264,7 +269,7 @@ it('a connection that only echoes is closed after the unauthenticated timeout; o
   expect(closedAt - openedAt).toBeLessThan(UNAUTHENTICATED_TIMEOUT_MS + 1500);
   await wrongMac.closed;
   expect(wrongMac.answers.map((a) => a[39])).toEqual(['63']);
-  await waitForLog(() => logEntries().filter((e) => e.message === 'ATM switch connection sent no MAC-verified message in time; closing it').length >= 2);
+  await waitForLogs((entries) => entries.filter((e) => e.message === 'ATM switch connection sent no MAC-verified message in time; closing it').length >= 2);
 
   // Well past the timeout, the verified connection and the honest switch are still served.
   await sleep(500);
