@@ -269,3 +269,23 @@ export class RefusedTraffic {
     }
   }
 }
+
+/**
+ * The failures of one connection within a sliding window: `record()` says when the connection has
+ * reached its limit (ISO8583_MAX_MAC_FAILURES, HTTP_MAX_AUTH_FAILURES). Keeps at most `limit` times.
+ */
+export class FailureWindow {
+  private readonly times: number[] = [];
+
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+  ) {}
+
+  /** One more failure now; true when `limit` of them fall within the window. */
+  record(now = Date.now()): boolean {
+    this.times.push(now);
+    if (this.times.length > this.limit) this.times.shift();
+    return this.times.length >= this.limit && now - this.times[0] <= this.windowMs;
+  }
+}

@@ -259,13 +259,7 @@ export class TestEnvironment {
   }
 
   async waitForRow(sql: string, params: unknown[], what: string, timeoutMs = 45_000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      const rows = await this.database.query(sql, params);
-      if (rows.length) return rows[0];
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error(`timed out waiting for ${what}`);
+    return (await this.waitForRows(sql, params, 1, what, timeoutMs))[0];
   }
 
   /** The first log line that matches, once the gateway has written it (its log is written asynchronously). */

@@ -84,16 +84,19 @@ export class AtmExchange {
       this.log.emit('error', 'unexpected error answering an ISO 8583 message', { mti: request[0], stan: request[11], error });
       try {
         // MAC'd only when the request's own MAC verified: an error before that proves nothing either.
-        return { reply: verified ? this.errorAnswer(request, '96') : this.unprovenAnswer(request, '96') };
+        const bank = verified ? this.directory.forAcquirer(request[32]) ?? null : null;
+        return { reply: this.codeAnswer(request, '96', bank) };
       } catch {
         return { close: 'no answer could be built' };
       }
     }
   }
 
-  /** An answer carrying only a field 39 code to a request whose MAC verified, MAC'd with its bank's key (spec 4.3). */
-  private errorAnswer(request: IsoFields, code: ResponseCode): Buffer {
-    const bank = (request[32] && this.directory.forAcquirer(request[32])) || null;
+  /**
+   * An answer carrying only a field 39 code, in the response MTI of the request: MAC'd with `bank`'s key
+   * when the request's own MAC verified, with none when it proved nothing (spec 4.3).
+   */
+  private codeAnswer(request: IsoFields, code: ResponseCode, bank: BankProfile | null): Buffer {
     if (request[0] === '0200') return this.answer0210(request, code, bank);
     if (request[0] === '0420' || request[0] === '0421') return this.answer0430(request, code, bank);
     return this.plainAnswer(request, code);
@@ -293,9 +296,7 @@ export class AtmExchange {
    * could have made to stand in for the answer to the switch's genuine request.
    */
   private unprovenAnswer(request: IsoFields, code: ResponseCode): Buffer {
-    if (request[0] === '0200') return this.answer0210(request, code, null);
-    if (request[0] === '0420' || request[0] === '0421') return this.answer0430(request, code, null);
-    return this.plainAnswer(request, code);
+    return this.codeAnswer(request, code, null);
   }
 
   /** `bank` null: no MAC (unknown acquirer, or a message that proved nothing). */

@@ -1,7 +1,7 @@
 import { createServer, Server, Socket } from 'node:net';
 import { FrameDecoder, FrameTooLargeError, frame, MAX_FRAME_BYTES } from '../../../libs/iso8583';
 import { JsonLogger } from '../../logging/json-logger';
-import { RefusedTraffic } from '../../ops/refused-traffic';
+import { FailureWindow, RefusedTraffic } from '../../ops/refused-traffic';
 import { AtmExchange, ConnectionTrust } from './atm-exchange';
 
 /**
@@ -106,8 +106,7 @@ export class AtmListener {
       this.log.emit('info', 'ATM switch connection sent no MAC-verified message in time; closing it', { connection, peer, timeoutMs: this.limits.unauthenticatedTimeoutMs });
       socket.destroy();
     }, this.limits.unauthenticatedTimeoutMs);
-    // Times of the latest MAC failures, at most maxMacFailures of them.
-    const macFailures: number[] = [];
+    const macFailures = new FailureWindow(this.limits.maxMacFailures, this.limits.macFailureWindowMs);
     let refusing = false;
     const trust: ConnectionTrust = {
       verified: () => {
@@ -116,15 +115,12 @@ export class AtmListener {
         clearTimeout(unauthenticated);
       },
       macFailed: () => {
-        const now = Date.now();
-        macFailures.push(now);
-        if (macFailures.length > this.limits.maxMacFailures) macFailures.shift();
-        if (refusing || macFailures.length < this.limits.maxMacFailures || now - macFailures[0] > this.limits.macFailureWindowMs) return;
+        if (!macFailures.record() || refusing) return;
         // Called while the frame is dispatched: nothing more is read or dispatched; what is in flight is answered, then the connection ends.
         refusing = true;
         queued.length = 0;
         this.refused.connectionClosed('ATM');
-        if (this.log.enabled('debug')) this.log.emit('debug', 'ATM switch connection closed for its MAC failures', { connection, peer, failures: macFailures.length });
+        if (this.log.enabled('debug')) this.log.emit('debug', 'ATM switch connection closed for its MAC failures', { connection, peer, failures: this.limits.maxMacFailures });
       },
     };
     socket.on('timeout', () => {

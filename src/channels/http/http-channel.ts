@@ -4,7 +4,7 @@ import { Channel } from '../../activation/activation.types';
 import { ErrorCode } from '../../common/gateway-error';
 import { JsonLogger, withRequestContext } from '../../logging/json-logger';
 import { OpsRecorder } from '../../ops/ops-recorder';
-import { RefusedTraffic } from '../../ops/refused-traffic';
+import { FailureWindow, RefusedTraffic } from '../../ops/refused-traffic';
 import { connectionErrorHandler, ConnectionLimits, HttpExceptionFilter, isUnrouted, unroutedProblem } from './http-exception.filter';
 import { sendProblem } from './problem';
 import { requestIdOf, requestPath } from './request-context';
@@ -105,18 +105,15 @@ export interface HttpOps {
   authFailureWindowMs: number;
 }
 
-/** Times of the latest 401s per connection (at most maxAuthFailures of them). */
-const authFailures = new WeakMap<object, number[]>();
+/** The 401s of each connection. */
+const authFailures = new WeakMap<object, FailureWindow>();
 
 /** Counts a 401 against its connection; true when the connection has had its limit and is to be closed. */
 function closeAfterAuthFailure(request: FastifyRequest, ops: HttpOps): boolean {
   const socket = request.raw.socket;
-  let times = authFailures.get(socket);
-  if (!times) authFailures.set(socket, (times = []));
-  const now = Date.now();
-  times.push(now);
-  if (times.length > ops.maxAuthFailures) times.shift();
-  return times.length >= ops.maxAuthFailures && now - times[0] <= ops.authFailureWindowMs;
+  let failures = authFailures.get(socket);
+  if (!failures) authFailures.set(socket, (failures = new FailureWindow(ops.maxAuthFailures, ops.authFailureWindowMs)));
+  return failures.record();
 }
 
 export function configureHttpChannel(app: NestFastifyApplication, signer: ResponseSigner, logger: JsonLogger, ops: HttpOps): void {
@@ -146,21 +143,21 @@ export function configureHttpChannel(app: NestFastifyApplication, signer: Respon
   fastify.addHook('onResponse', async (request, reply) => {
     // Every activation request that ended in an error is a handled request on the ops stream too.
     const code = (request as { problemCode?: ErrorCode }).problemCode;
+    const bankId = request.headers['x-bank-id'];
+    const knownBank = code && typeof bankId === 'string' && ops.isKnownBank(bankId) ? bankId : null;
     if (reply.statusCode === 401 && code) {
-      const bankId = request.headers['x-bank-id'];
       ops.refused.refuse({
         channel: 'HTTP',
         source: request.ip,
-        bankCode: typeof bankId === 'string' && ops.isKnownBank(bankId) ? bankId : null,
+        bankCode: knownBank,
         code,
         reason: (request as { problemDetail?: string }).problemDetail ?? code,
         sample: { method: request.method, requestId: requestIdOf(request) },
       });
     }
     if (code && request.method === 'POST' && requestPath(request) === '/v1/activations') {
-      const bankId = request.headers['x-bank-id'];
       ops.recorder.record({
-        bankCode: typeof bankId === 'string' && ops.isKnownBank(bankId) ? bankId : 'UNKNOWN',
+        bankCode: knownBank ?? 'UNKNOWN',
         channel: channelOf(request.body),
         requestId: requestIdOf(request),
         activationId: null,
