@@ -1,4 +1,19 @@
-import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, KeyObject } from 'node:crypto';
+
+/** Per key buffer, its two halves as DES-EDE3 keys, made once: turning raw bytes into a key on every MAC cost more than the MAC. */
+const preparedKeys = new WeakMap<Buffer, { k1: KeyObject; k2: KeyObject }>();
+
+function prepared(key: Buffer): { k1: KeyObject; k2: KeyObject } {
+  let keys = preparedKeys.get(key);
+  if (!keys) {
+    if (key.length !== 16) throw new Error('an X9.19 MAC key is 16 bytes (double-length 3DES)');
+    const k1 = key.subarray(0, 8);
+    const k2 = key.subarray(8, 16);
+    keys = { k1: createSecretKey(Buffer.concat([k1, k1, k1])), k2: createSecretKey(Buffer.concat([k2, k2, k2])) };
+    preparedKeys.set(key, keys);
+  }
+  return keys;
+}
 
 /**
  * ANSI X9.19 "retail" MAC = ISO/IEC 9797-1 MAC algorithm 3 with padding
@@ -11,9 +26,7 @@ import { createCipheriv, createDecipheriv } from 'node:crypto';
  * with K||K||K is single DES under K, so that is what is used.
  */
 export function retailMac(key: Buffer, data: Buffer): Buffer {
-  if (key.length !== 16) throw new Error('an X9.19 MAC key is 16 bytes (double-length 3DES)');
-  const k1 = Buffer.concat([key.subarray(0, 8), key.subarray(0, 8), key.subarray(0, 8)]);
-  const k2 = Buffer.concat([key.subarray(8, 16), key.subarray(8, 16), key.subarray(8, 16)]);
+  const { k1, k2 } = prepared(key);
   const padded = Buffer.alloc(Math.max(8, Math.ceil(data.length / 8) * 8));
   data.copy(padded);
   const cbc = createCipheriv('des-ede3-cbc', k1, Buffer.alloc(8));

@@ -1,6 +1,7 @@
 import { request as httpRequest, Agent } from 'node:http';
 import { connect, Socket } from 'node:net';
 import { AtmSwitchClient, frame, FrameDecoder, IsoFields, unpackMessage } from '../../libs/iso8583';
+import { processCpu, processesNamedCpu } from '../../tools/bench/cpu';
 import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { newMobile, newNationalId } from '../support/identities';
 import { TestEnvironment } from '../support/test-environment';
@@ -70,6 +71,10 @@ function percentile(values: number[], p: number): number {
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] * 10) / 10;
 }
 
+function ratio(during: number[], quiet: number[]): number {
+  return Math.round((percentile(during, 0.5) / percentile(quiet, 0.5)) * 100) / 100;
+}
+
 function describeLatency(values: number[]): string {
   return `median ${percentile(values, 0.5)} ms, p95 ${percentile(values, 0.95)} ms (n=${values.length})`;
 }
@@ -130,9 +135,26 @@ function linesSince(from: number): Array<Record<string, unknown>> {
   });
 }
 
+/** CPU used by the gateway and by PostgreSQL while `step` runs, ms (from /proc; null where unreadable). */
+async function cpuDuring<T>(step: () => Promise<T>): Promise<{ result: T; ms: number; gatewayMs: number | null; postgresMs: number | null }> {
+  const sources = { gateway: processCpu(env.gateway?.pid), postgres: processesNamedCpu('postgres') };
+  const before = { gateway: sources.gateway(), postgres: sources.postgres() };
+  const started = performance.now();
+  const result = await step();
+  const ms = performance.now() - started;
+  const used = (name: 'gateway' | 'postgres') => {
+    const start = before[name];
+    const end = sources[name]();
+    return start === null || end === null ? null : Math.round((end - start) / 1000);
+  };
+  return { result, ms, gatewayMs: used('gateway'), postgresMs: used('postgres') };
+}
+
 it('3,000 wrong-MAC frames over 16 connections: 63s with no MAC, the connections closed by the rule, bounded rows and log lines, honest POSTs and 0200s served', async () => {
-  // Quiet: the honest latencies to compare with.
-  const quiet = await honestTraffic(sleep(3000));
+  // Warm up (the first requests compile code paths), then the quiet latencies to compare with, and the CPU an honest pair costs.
+  await honestTraffic(sleep(1000));
+  const idle = await cpuDuring(() => sleep(2000)); // timers, relay and consumers with no traffic
+  const quietBefore = await cpuDuring(() => honestTraffic(sleep(3000)));
 
   const builder = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_MAC_KEY);
   const frames = Array.from({ length: FLOOD_FRAMES }, () => builder.pack(atmActivation(customer(), { terminal: 'FLOODATM' }), 'wrong'));
@@ -142,9 +164,13 @@ it('3,000 wrong-MAC frames over 16 connections: 63s with no MAC, the connections
   const sessions: FloodSession[] = [];
   const share = Math.ceil(FLOOD_FRAMES / FLOOD_CONNECTIONS);
   const flood = Promise.all(Array.from({ length: FLOOD_CONNECTIONS }, (_, i) => floodWorker(frames.slice(i * share, (i + 1) * share), sessions)));
-  const during = await honestTraffic(flood);
+  const duringFlood = await cpuDuring(() => honestTraffic(flood));
   await flood;
   const floodMs = Date.now() - floodStarted;
+  // Quiet again after the flood: the machine is shared, so quiet is measured on both sides of it.
+  const quietAfter = await cpuDuring(() => honestTraffic(sleep(3000)));
+  const quiet = { post: [...quietBefore.result.post, ...quietAfter.result.post], atm: [...quietBefore.result.atm, ...quietAfter.result.atm] };
+  const during = duringFlood.result;
 
   // Every answer a 63 with no MAC; no connection got more answers than the rule allows before it was closed.
   const answers = sessions.flatMap((s) => s.answers);
@@ -178,6 +204,15 @@ it('3,000 wrong-MAC frames over 16 connections: 63s with no MAC, the connections
   const warnings = lines.filter((l) => l.level === 'warn' || l.level === 'error');
   expect(warnings.length).toBeLessThanOrEqual(refusedLines.length + 2);
 
+  // The gateway's CPU per refused frame: what it used during the flood, less its idle rate and what the honest pairs sent meanwhile cost when quiet.
+  const idleUsPerMs = idle.gatewayMs === null ? null : idle.gatewayMs / idle.ms;
+  const quietGatewayMs = quietBefore.gatewayMs === null || quietAfter.gatewayMs === null ? null : quietBefore.gatewayMs + quietAfter.gatewayMs;
+  const perPairUs =
+    quietGatewayMs === null || idleUsPerMs === null ? null : ((quietGatewayMs - idleUsPerMs * (quietBefore.ms + quietAfter.ms)) * 1000) / quiet.post.length;
+  const perRefusalUs =
+    duringFlood.gatewayMs === null || perPairUs === null || idleUsPerMs === null
+      ? null
+      : Math.round(((duringFlood.gatewayMs - idleUsPerMs * duringFlood.ms) * 1000 - perPairUs * during.post.length) / answers.length);
   console.log(
     [
       `refused-traffic flood: ${FLOOD_FRAMES} wrong-MAC frames over ${FLOOD_CONNECTIONS} connections in ${floodMs} ms`,
@@ -185,6 +220,10 @@ it('3,000 wrong-MAC frames over 16 connections: 63s with no MAC, the connections
       `  rows: refused_traffic_minute ${minutes}, atm_refused_message ${sampled}; log lines: ${lines.length} in all, ${refusedLines.length} of refused traffic`,
       `  honest POST  quiet ${describeLatency(quiet.post)}; during the flood ${describeLatency(during.post)}`,
       `  honest 0200  quiet ${describeLatency(quiet.atm)}; during the flood ${describeLatency(during.atm)}`,
+      `  during the flood / quiet, medians: POST ${ratio(during.post, quiet.post)}x, 0200 ${ratio(during.atm, quiet.atm)}x`,
+      `  gateway CPU: an honest POST and 0200 ${perPairUs === null ? 'n/a' : Math.round(perPairUs)} µs; a refused frame (with its share of the reconnections) ${perRefusalUs ?? 'n/a'} µs;` +
+        ` idle ${idle.gatewayMs ?? 'n/a'} ms per ${Math.round(idle.ms)} ms; during the flood ${duringFlood.gatewayMs ?? 'n/a'} ms in ${floodMs} ms` +
+        ` (PostgreSQL ${duringFlood.postgresMs ?? 'n/a'} ms, every database on the machine)`,
     ].join('\n'),
   );
 }, 180_000);
