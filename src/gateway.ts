@@ -15,6 +15,7 @@ import { ConfigurationError, GatewayConfig } from './config/gateway-config';
 import { projectRoot } from './common/project-root';
 import { JsonLogger } from './logging/json-logger';
 import { ReadinessIndicators } from './ops/readiness';
+import { AtmTransport } from './channels/atm/atm-transport';
 
 export const DEVELOPMENT_SIGNING_KEY = join(projectRoot(), 'config/pki/dev/gateway-signing.key.pem');
 export const DEVELOPMENT_SIGNING_CERT = join(projectRoot(), 'config/pki/dev/gateway-signing.cert.pem');
@@ -44,7 +45,10 @@ export function loadResponseSigner(config: GatewayConfig, logger: JsonLogger): R
   return new ResponseSigner(privateKey, certificate.thumbprint, config.GATEWAY_ID);
 }
 
-/** Builds the whole gateway (not yet listening); main.ts and the tests both start it this way. */
+/**
+ * Builds the whole gateway, not yet listening: `app.init()`, then `app.startAllMicroservices()` binds the
+ * ISO 8583 transport, then `app.listen()` the HTTP channel (main.ts).
+ */
 export async function createGateway(config: GatewayConfig, logger: JsonLogger): Promise<NestFastifyApplication> {
   JsonLogger.setLevel(config.LOG_LEVEL);
   const signer = loadResponseSigner(config, logger);
@@ -61,6 +65,8 @@ export async function createGateway(config: GatewayConfig, logger: JsonLogger): 
     maxAuthFailures: config.HTTP_MAX_AUTH_FAILURES,
     authFailureWindowMs: config.HTTP_AUTH_FAILURE_WINDOW_MS,
   });
+  // The ATM channel is a microservices transport of this (hybrid) application, sharing its modules and logger.
+  app.connectMicroservice({ strategy: app.get(AtmTransport) }, { inheritAppConfig: true });
   closeOnSignals(app, config.SHUTDOWN_DRAIN_MS, logger);
   return app;
 }

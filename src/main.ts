@@ -43,7 +43,8 @@ async function main(): Promise<void> {
     // First: a second gateway on the same DATA_DIR stops here, before it touches the first one's files.
     const dataDirLock = Store.claimDataDir(config, logger);
     const app = await createGateway(config, logger);
-    await app.init(); // binds the ISO 8583 listener; then only the HTTP listener can fail to bind
+    await app.init();
+    await app.startAllMicroservices(); // binds the ISO 8583 transport; then only the HTTP listener can fail to bind
     stage = 'http';
     await app.listen({ port: config.HTTP_PORT, host: config.HTTP_HOST });
     const address = app.getHttpServer().address();

@@ -1,4 +1,4 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Module, OnApplicationBootstrap } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Module } from '@nestjs/common';
 import { ActivateAccount } from '../../activation/activate-account.use-case';
 import { ActivationModule } from '../../activation/activation.module';
 import { AdviseReversal } from '../../activation/advise-reversal.use-case';
@@ -8,38 +8,34 @@ import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayConfig } from '../../config/gateway-config';
 import { JsonLogger } from '../../logging/json-logger';
 import { AtmExchange } from './atm-exchange';
-import { AtmListener } from './atm-listener';
+import { AtmController } from './atm.controller';
+import { AtmTransport } from './atm-transport';
 import { countIsoConnectionsWith, OpsModule } from '../../ops/ops.module';
 import { OpsRecorder } from '../../ops/ops-recorder';
 import { RefusedTraffic } from '../../ops/refused-traffic';
 
 export const DEVELOPMENT_PAN_HASH_KEY = 'development-only-pan-hash-key-not-for-production';
 
-/** Starts the ISO 8583 listener with the application and stops it before the store closes. */
+/**
+ * Stops the ISO 8583 transport before the store closes, so requests in flight finish first: Nest closes
+ * a hybrid application's transports only after the shutdown hooks that close the store have begun.
+ * (It is started by `app.startAllMicroservices()`, see gateway.ts.)
+ */
 @Injectable()
-export class AtmChannelLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
-  constructor(
-    @Inject(AtmListener) private readonly listener: AtmListener,
-    @Inject(GatewayConfig) private readonly config: GatewayConfig,
-    @Inject(JsonLogger) private readonly logger: JsonLogger,
-  ) {}
+export class AtmChannelLifecycle implements BeforeApplicationShutdown {
+  constructor(@Inject(AtmTransport) private readonly transport: AtmTransport) {}
 
-  async onApplicationBootstrap(): Promise<void> {
-    const port = await this.listener.listen(this.config.ISO8583_PORT, this.config.ISO8583_HOST);
-    this.logger.emit('info', `ISO 8583 listener for ATM switches on ${this.config.ISO8583_HOST}:${port}`, { iso8583Port: port });
-  }
-
-  /** Before the store and Kafka close: requests in flight finish first. */
   async beforeApplicationShutdown(): Promise<void> {
-    await this.listener.close();
+    await this.transport.close();
   }
 }
 
 @Module({
   imports: [BanksModule, ActivationModule, OpsModule],
+  controllers: [AtmController],
   providers: [
     {
-      provide: AtmListener,
+      provide: AtmExchange,
       inject: [BankDirectory, ActivateAccount, AdviseReversal, RefusedTraffic, GatewayConfig, OpsRecorder, RateLimiter, JsonLogger],
       useFactory: (
         directory: BankDirectory,
@@ -52,8 +48,14 @@ export class AtmChannelLifecycle implements OnApplicationBootstrap, BeforeApplic
         logger: JsonLogger,
       ) => {
         if (!config.PAN_HASH_KEY) logger.emit('warn', 'PAN_HASH_KEY is unset: PANs are hashed with a development key, for development only');
-        const exchange = new AtmExchange(directory, activate, reverse, refused, config.PAN_HASH_KEY ?? DEVELOPMENT_PAN_HASH_KEY, ops, rateLimiter, logger);
-        const listener = new AtmListener(
+        return new AtmExchange(directory, activate, reverse, refused, config.PAN_HASH_KEY ?? DEVELOPMENT_PAN_HASH_KEY, ops, rateLimiter, logger);
+      },
+    },
+    {
+      provide: AtmTransport,
+      inject: [AtmExchange, RefusedTraffic, GatewayConfig, JsonLogger],
+      useFactory: (exchange: AtmExchange, refused: RefusedTraffic, config: GatewayConfig, logger: JsonLogger) => {
+        const transport = new AtmTransport(
           exchange,
           {
             idleTimeoutMs: config.ISO8583_IDLE_TIMEOUT_MS,
@@ -64,10 +66,11 @@ export class AtmChannelLifecycle implements OnApplicationBootstrap, BeforeApplic
             macFailureWindowMs: config.ISO8583_MAC_FAILURE_WINDOW_MS,
           },
           refused,
+          { port: config.ISO8583_PORT, host: config.ISO8583_HOST },
           logger,
         );
-        countIsoConnectionsWith(() => listener.openConnections);
-        return listener;
+        countIsoConnectionsWith(() => transport.openConnections);
+        return transport;
       },
     },
     AtmChannelLifecycle,

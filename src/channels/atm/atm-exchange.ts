@@ -28,7 +28,19 @@ export interface ConnectionTrust {
   macFailed(): void;
 }
 
-const TRUST_NOBODY: ConnectionTrust = { verified: () => undefined, macFailed: () => undefined };
+/** Message types that carry a MAC (spec 4.3): proven before they are routed, or answered without being routed. */
+const MAC_CARRYING = new Set(['0200', '0420', '0421']);
+
+/** One unpacked message as its handler sees it, beside its fields. */
+export interface AtmMessage {
+  /** performance.now() when the frame was read: latencies count from here. */
+  receivedAt: number;
+  /** The bank whose key verified the message's MAC; null for a message type that carries none (0800). */
+  bank: BankProfile | null;
+}
+
+/** Hands an unpacked message to the handler of its MTI (the transport's routing) and gives back the answer. */
+export type AtmRoute = (request: IsoFields, message: AtmMessage) => Promise<Buffer>;
 
 /**
  * The ATM channel's translation (spec 4): an ISO 8583 message in, the one
@@ -52,7 +64,8 @@ export class AtmExchange {
     this.log = logger.child('atm');
   }
 
-  async handle(raw: Buffer, connection: string, trust: ConnectionTrust = TRUST_NOBODY): Promise<ExchangeResult> {
+  /** Unpacks a frame, routes it, and answers it: a 30 when it cannot be unpacked, a 96 when its handler fails. */
+  async handle(raw: Buffer, connection: string, trust: ConnectionTrust, route: AtmRoute): Promise<ExchangeResult> {
     const receivedAt = performance.now();
     let request: IsoFields;
     try {
@@ -63,21 +76,20 @@ export class AtmExchange {
     // The same request id as the stored row and the events carry, so one ATM request can be followed across logs, store and Kafka:
     // bound to every line written while it is handled.
     const requestId = [7, 11, 32, 37, 41].every((field) => request[field] !== undefined) ? atmRequestId(request) : null;
-    return withRequestContext({ requestId, connection }, () => this.answer(request, raw, receivedAt, trust));
+    return withRequestContext({ requestId, connection }, () => this.answer(request, raw, receivedAt, trust, route));
   }
 
-  private async answer(request: IsoFields, raw: Buffer, receivedAt: number, trust: ConnectionTrust): Promise<ExchangeResult> {
+  private async answer(request: IsoFields, raw: Buffer, receivedAt: number, trust: ConnectionTrust, route: AtmRoute): Promise<ExchangeResult> {
     const tracing = this.log.enabled('debug'); // decoding and masking for the log only when it is written
     if (tracing) this.log.emit('debug', 'iso request', { iso: maskForLog(request) });
     let verified = false;
     try {
-      const reply = await this.dispatch(request, raw, receivedAt, {
-        verified: () => {
-          verified = true;
-          trust.verified();
-        },
-        macFailed: () => trust.macFailed(),
-      });
+      // Proven here, before routing and before anything is awaited: the connection learns of a MAC failure
+      // before its next frame is taken up, so its failure rule closes it after exactly the allowed number.
+      const proof = this.prove(request, raw, receivedAt, trust);
+      if ('refused' in proof) return { reply: proof.refused };
+      verified = proof.bank !== null;
+      const reply = await route(request, { receivedAt, bank: proof.bank });
       if (tracing) this.log.emit('debug', 'iso response', { iso: maskForLog(unpackMessage(reply)) });
       return { reply };
     } catch (error) {
@@ -107,19 +119,37 @@ export class AtmExchange {
     return bank ? this.sign(bank, fields) : packMessage(fields);
   }
 
-  private async dispatch(request: IsoFields, raw: Buffer, receivedAt: number, trust: ConnectionTrust): Promise<Buffer> {
-    switch (request[0]) {
-      case '0800':
-        return this.networkManagement(request);
-      case '0200':
-        return this.activation(request, raw, receivedAt, trust);
-      case '0420':
-      case '0421':
-        return this.reversal(request, raw, trust);
-      default:
-        // Not a message that carries a MAC, so nothing is proven: a plain answer.
-        return this.plainAnswer(request, '12');
+  /**
+   * Spec 4.3 for the message types that carry a MAC: the bank named in field 32, and its MAC verified, or
+   * the answer to a message that proved nothing (never MAC'd). Other types carry no MAC and prove nothing.
+   */
+  private prove(request: IsoFields, raw: Buffer, receivedAt: number, trust: ConnectionTrust): { bank: BankProfile | null } | { refused: Buffer } {
+    if (!MAC_CARRYING.has(request[0])) return { bank: null };
+    const activation = request[0] === '0200';
+    const bank = request[32] ? this.directory.forAcquirer(request[32]) : undefined;
+    if (!bank) {
+      if (!activation) {
+        // Spec 4.4: a reversal advice is always answered 00; nothing to reverse here.
+        this.refuse(request, null, '00', 'reversal advice from an unknown acquirer');
+        return { refused: this.answer0430(request, '00', null) };
+      }
+      this.refuse(request, null, '58', 'unknown acquirer');
+      return { refused: this.failed(request, null, '58', 'UNKNOWN_BANK', receivedAt) };
     }
+    const macProblem = this.checkMac(bank, request, raw);
+    if (macProblem) {
+      trust.macFailed();
+      this.refuse(request, bank, '63', macProblem);
+      if (activation) this.recordError(request, bank, 'SIGNATURE_INVALID', receivedAt);
+      return { refused: this.unprovenAnswer(request, '63') };
+    }
+    trust.verified();
+    return { bank };
+  }
+
+  /** A message type no handler takes: not one that carries a MAC, so nothing is proven; a plain 12. */
+  unsupported(request: IsoFields): Buffer {
+    return this.plainAnswer(request, '12');
   }
 
   /**
@@ -127,25 +157,15 @@ export class AtmExchange {
    * the switch take the link down or fail over. They carry no MAC, so charging them to the bank named in
    * field 32 would let anyone who can reach the port spend that bank's budget.
    */
-  private networkManagement(request: IsoFields): Buffer {
+  networkManagement(request: IsoFields): Buffer {
     const code = ['001', '002', '301'].includes(request[70]) ? '00' : '12';
     return packMessage(pick(request, [7, 11, 32, 70], { 0: '0810', 39: code }));
   }
 
-  private async activation(request: IsoFields, raw: Buffer, receivedAt: number, trust: ConnectionTrust): Promise<Buffer> {
-    const bank = request[32] ? this.directory.forAcquirer(request[32]) : undefined;
-    if (!bank) {
-      this.refuse(request, null, '58', 'unknown acquirer');
-      return this.failed(request, null, '58', 'UNKNOWN_BANK', receivedAt);
-    }
-    const macProblem = this.checkMac(bank, request, raw);
-    if (macProblem) {
-      trust.macFailed();
-      this.refuse(request, bank, '63', macProblem);
-      this.recordError(request, bank, 'SIGNATURE_INVALID', receivedAt);
-      return this.unprovenAnswer(request, '63');
-    }
-    trust.verified();
+  /** A 0200 whose MAC verified. */
+  async activation(request: IsoFields, message: AtmMessage): Promise<Buffer> {
+    const { receivedAt } = message;
+    const bank = provenBank(message);
     // After the MAC, as HTTP limits after the signature: forged frames must not spend the bank's budget.
     // Refused before anything is decided or stored (no row, no atm_refused_message: a write per refusal
     // is the load the limit exists to shed); only the ops stream sees it. 91 tells the switch to try later.
@@ -240,21 +260,9 @@ export class AtmExchange {
    * The switch repeats an advice until it is answered (0421), so a 91 here would only add traffic, and
    * charging advices would let a switch's clean-up crowd out the bank's next activations.
    */
-  private async reversal(request: IsoFields, raw: Buffer, trust: ConnectionTrust): Promise<Buffer> {
-    const bank = request[32] ? this.directory.forAcquirer(request[32]) : undefined;
-    const answer = (code: ResponseCode) => this.answer0430(request, code, bank ?? null);
-    if (!bank) {
-      // Spec 4.4: always answered 00; nothing to reverse here.
-      this.refuse(request, null, '00', 'reversal advice from an unknown acquirer');
-      return answer('00');
-    }
-    const macProblem = this.checkMac(bank, request, raw);
-    if (macProblem) {
-      trust.macFailed();
-      this.refuse(request, bank, '63', macProblem);
-      return this.unprovenAnswer(request, '63');
-    }
-    trust.verified();
+  async reversal(request: IsoFields, message: AtmMessage): Promise<Buffer> {
+    const bank = provenBank(message);
+    const answer = (code: ResponseCode) => this.answer0430(request, code, bank);
     const original = request[90];
     if (!original || !request[37] || !request[41]) return answer('30');
     // Field 90: original MTI (4), STAN (6), transmission date and time (10), acquirer (11, zero-padded), forwarding institution (11).
@@ -366,6 +374,12 @@ export function atmRequestId(fields: IsoFields): string {
   const readable = `${acquirer}:${fields[7]}:${fields[11]}:${fields[37]}:${fields[41]}`;
   if (/^[A-Za-z0-9._:-]{1,64}$/.test(readable)) return readable;
   return `atm:${createHash('sha256').update(JSON.stringify([acquirer, fields[7], fields[11], fields[37], fields[41]])).digest('hex').slice(0, 48)}`;
+}
+
+/** The bank of a message routed after its MAC verified; routing one that was not proven is a bug, answered 96. */
+function provenBank(message: AtmMessage): BankProfile {
+  if (!message.bank) throw new Error('a MAC-carrying message was routed without its MAC verified');
+  return message.bank;
 }
 
 function pick(fields: IsoFields, numbers: number[], extra: IsoFields): IsoFields {

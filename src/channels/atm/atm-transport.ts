@@ -1,16 +1,28 @@
-import { createServer, Server, Socket } from 'node:net';
-import { FrameDecoder, FrameTooLargeError, frame, MAX_FRAME_BYTES } from '../../../libs/iso8583';
+import { createServer, Server as TcpServer, Socket } from 'node:net';
+import { BaseRpcContext, CustomTransportStrategy, Server } from '@nestjs/microservices';
+import { lastValueFrom } from 'rxjs';
+import { FrameDecoder, FrameTooLargeError, frame, IsoFields, MAX_FRAME_BYTES } from '../../../libs/iso8583';
 import { JsonLogger } from '../../logging/json-logger';
 import { FailureWindow, RefusedTraffic } from '../../ops/refused-traffic';
-import { AtmExchange, ConnectionTrust } from './atm-exchange';
+import { AtmExchange, AtmMessage, ConnectionTrust } from './atm-exchange';
+
+/** The ISO 8583 transport's id: `@MessagePattern(mti, ATM_TRANSPORT)` routes a message type to its handler. */
+export const ATM_TRANSPORT = Symbol('ISO 8583');
+
+/** What an ATM message handler gets beside the unpacked fields: the frame as received, when, and its connection's trust. */
+export class AtmContext extends BaseRpcContext<[AtmMessage]> {
+  get message(): AtmMessage {
+    return this.args[0];
+  }
+}
 
 /**
- * The ATM switch listener (spec 4.1): TCP, many connections, many requests
- * in flight on each; every frame is handled as soon as it is complete and
- * answered as soon as it is decided, in whatever order that is. A Nest-managed
- * server (started and stopped with the application) rather than a
- * microservices transport: the protocol has no request/reply patterns to
- * route, only one exchange.
+ * The ATM switch transport (spec 4.1), a Nest microservices transport:
+ * TCP, many connections, many requests in flight on each; every frame is
+ * handled as soon as it is complete and answered as soon as it is decided,
+ * in whatever order that is. Framing, connection limits, the MAC-failure rule
+ * and back-pressure are this class's; Nest routes each unpacked message by its
+ * MTI to the `@MessagePattern` handler of `AtmController`.
  */
 /** Requests one connection may have in flight; past it, reading pauses until answers go out. */
 export const MAX_IN_FLIGHT_PER_CONNECTION = 64;
@@ -32,8 +44,9 @@ export interface AtmListenerLimits {
   macFailureWindowMs: number;
 }
 
-export class AtmListener {
-  private server: Server | null = null;
+export class AtmTransport extends Server implements CustomTransportStrategy {
+  override readonly transportId = ATM_TRANSPORT;
+  private server: TcpServer | null = null;
   private readonly sockets = new Set<Socket>();
   private readonly perAddress = new Map<string, number>();
   private readonly inFlight = new Set<Promise<unknown>>();
@@ -48,30 +61,54 @@ export class AtmListener {
     private readonly exchange: AtmExchange,
     private readonly limits: AtmListenerLimits,
     private readonly refused: RefusedTraffic,
-    logger: JsonLogger,
+    private readonly address: { port: number; host: string },
+    private readonly appLogger: JsonLogger,
   ) {
-    this.log = logger.child('atm-listener');
+    super();
+    this.log = appLogger.child('atm-listener');
   }
 
   get openConnections(): number {
     return this.sockets.size;
   }
 
-  async listen(port: number, host: string): Promise<number> {
+  /** Binds the port (Nest calls it from `app.startAllMicroservices()`); says where, with the port bound when asked for 0. */
+  listen(callback: (error?: unknown) => void): void {
+    this.bind().then(
+      (port) => {
+        // On the application's logger, which notes the port bound (ISO8583_PORT=0) for the DATA_DIR lock.
+        this.appLogger.emit('info', `ISO 8583 listener for ATM switches on ${this.address.host}:${port}`, { iso8583Port: port });
+        callback();
+      },
+      (error: unknown) => callback(error),
+    );
+  }
+
+  private async bind(): Promise<number> {
     // Half-open: a switch may shut its write side right after its last request and still expect the answers.
     const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, host, () => resolve());
+      server.listen(this.address.port, this.address.host, () => resolve());
     });
     return (server.address() as { port: number }).port;
+  }
+
+  /** No transport events to subscribe to: connections are this class's own business. */
+  on(): never {
+    throw new Error('the ISO 8583 transport has no events to subscribe to');
+  }
+
+  unwrap<T>(): T {
+    return this.server as T;
   }
 
   /**
    * Stops taking work: no new connections, no new frames read from open ones;
    * waits (up to `graceMs`) until every request in flight is answered, then
-   * closes the connections. Runs before the store and Kafka close.
+   * closes the connections. Runs before the store and Kafka close (from the
+   * channel's beforeApplicationShutdown; Nest's own later call finds it closed).
    */
   async close(graceMs = 10_000): Promise<void> {
     const server = this.server;
@@ -216,13 +253,21 @@ export class AtmListener {
   }
 
   private async answer(socket: Socket, raw: Buffer, connection: string, trust: ConnectionTrust, onWrite: (blocked: boolean) => void): Promise<void> {
-    const result = await this.exchange.handle(raw, connection, trust);
+    const result = await this.exchange.handle(raw, connection, trust, (request, message) => this.route(request, message));
     if ('close' in result) {
       socket.destroy();
       return;
     }
     // A switch that does not read its answers is not let to grow the gateway's memory: reading pauses until it drains.
     if (!socket.destroyed && !socket.writableEnded) onWrite(!socket.write(frame(result.reply)));
+  }
+
+  /** The handler registered for the message's MTI; a message type nobody handles gets the exchange's 12. */
+  private async route(request: IsoFields, message: AtmMessage): Promise<Buffer> {
+    // By the MTI itself: Nest's string lookup would read '0200' as the JSON number 200.
+    const handler = this.messageHandlers.get(request[0]);
+    if (!handler) return this.exchange.unsupported(request);
+    return lastValueFrom(this.transformToObservable(await handler(request, new AtmContext([message]))));
   }
 
   private track(work: Promise<void>): void {
