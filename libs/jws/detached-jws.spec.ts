@@ -29,6 +29,15 @@ describe('detached JWS', () => {
     expect(await problemOf(() => verifyDetachedSignature(jws, tampered, pair.publicKey))).toBe('SIGNATURE_MISMATCH');
   });
 
+  it('verifies PS256 with an RSASSA-PSS key (rsa-pss KeyObject), which jose 6 on WebCrypto cannot import', async () => {
+    const pss = generateKeyPairSync('rsa-pss', { modulusLength: 2048 });
+    const jws = parseDetachedJws(signDetached({ ...header, alg: 'PS256' }, body, pss.privateKey));
+    await expect(verifyDetachedSignature(jws, body, pss.publicKey)).resolves.toBeUndefined();
+    expect(await problemOf(() => verifyDetachedSignature(jws, Buffer.concat([body, Buffer.from(' ')]), pss.publicKey))).toBe('SIGNATURE_MISMATCH');
+    const es256 = parseDetachedJws(signDetached({ ...header, alg: 'ES256' }, body, ec.privateKey));
+    expect(await problemOf(() => verifyDetachedSignature(es256, body, pss.publicKey))).toBe('HEADER_INVALID');
+  });
+
   it('verifies a signature made by jose (an independent implementation)', async () => {
     const key = await importPKCS8(ec.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 'ES256');
     const compact = await new CompactSign(body)

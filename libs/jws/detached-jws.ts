@@ -1,4 +1,4 @@
-import { constants, KeyObject, sign } from 'node:crypto';
+import { constants, KeyObject, sign, verify } from 'node:crypto';
 import { flattenedVerify } from 'jose';
 import { parseStrictJson, StrictJsonError } from '../json';
 
@@ -94,6 +94,10 @@ function checkHeader(header: unknown): RequestBindingHeader {
  */
 export async function verifyDetachedSignature(jws: ParsedDetachedJws, payload: Uint8Array, key: KeyObject): Promise<void> {
   try {
+    if (key.asymmetricKeyType === 'rsa-pss') {
+      verifyWithRsaPssKey(jws.header.alg, jws.protectedSegment, payload, jws.signatureSegment, key);
+      return;
+    }
     await flattenedVerify(
       { protected: jws.protectedSegment, payload: Buffer.from(payload).toString('base64url'), signature: jws.signatureSegment },
       key,
@@ -103,6 +107,22 @@ export async function verifyDetachedSignature(jws: ParsedDetachedJws, payload: U
     const code = (error as { code?: string }).code;
     if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') throw new JwsError('SIGNATURE_MISMATCH', 'the signature does not match the body and protected header');
     throw new JwsError('HEADER_INVALID', `the JWS was refused: ${(error as Error).message}`);
+  }
+}
+
+/**
+ * jose 6 verifies on WebCrypto, which cannot import a public key whose SubjectPublicKeyInfo
+ * names id-RSASSA-PSS (Node's `rsa-pss` KeyObject) rather than rsaEncryption; jose 5 took
+ * them. Such a key is verified here with node:crypto, which also applies the key's own PSS
+ * restrictions. The caller has checked the protected header (alg, crit) already. Throws as
+ * jose would: code ERR_JWS_SIGNATURE_VERIFICATION_FAILED when the signature does not match.
+ */
+export function verifyWithRsaPssKey(alg: string, protectedSegment: string, payload: Uint8Array, signatureSegment: string, key: KeyObject): void {
+  if (alg !== 'PS256') throw new TypeError(`an RSASSA-PSS key verifies PS256 only, not ${alg}`);
+  const signingInput = Buffer.from(`${protectedSegment}.${Buffer.from(payload).toString('base64url')}`);
+  const signature = Buffer.from(signatureSegment, 'base64url');
+  if (!verify('sha256', signingInput, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, signature)) {
+    throw Object.assign(new Error('signature verification failed'), { code: 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED' });
   }
 }
 

@@ -1,6 +1,6 @@
 import { constants, KeyObject, sign } from 'node:crypto';
 import { flattenedVerify } from 'jose';
-import { algorithmFor, ACCEPTED_ALGORITHMS, signDetached, SigningAlgorithm } from '../../../libs/jws';
+import { algorithmFor, ACCEPTED_ALGORITHMS, signDetached, SigningAlgorithm, verifyWithRsaPssKey } from '../../../libs/jws';
 import { parseStrictJson } from '../../../libs/json';
 
 /** The claims a `401`'s signature carries (spec 3.3): nothing the caller chose, so nothing it can be bound to. */
@@ -86,11 +86,13 @@ export async function verifyResponseSignature(compact: string, body: Uint8Array,
     throw new Error(`"crit" must be ${JSON.stringify(expectedCrit)}`);
   }
   try {
-    await flattenedVerify(
-      { protected: protectedSegment, payload: Buffer.from(body).toString('base64url'), signature: signatureSegment },
-      key,
-      { algorithms: [...ACCEPTED_ALGORITHMS], crit: Object.fromEntries(expectedCrit.map((claim) => [claim, true])) },
-    );
+    if (key.asymmetricKeyType === 'rsa-pss') verifyWithRsaPssKey(header.alg as string, protectedSegment, body, signatureSegment, key);
+    else
+      await flattenedVerify(
+        { protected: protectedSegment, payload: Buffer.from(body).toString('base64url'), signature: signatureSegment },
+        key,
+        { algorithms: [...ACCEPTED_ALGORITHMS], crit: Object.fromEntries(expectedCrit.map((claim) => [claim, true])) },
+      );
   } catch (error) {
     if ((error as { code?: string }).code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') throw new Error('the signature does not match the body and protected header');
     throw new Error(`the JWS was refused: ${(error as Error).message}`);
