@@ -11,6 +11,7 @@ import { JsonLogger } from '../src/logging/json-logger';
 import { DataSource } from 'typeorm';
 import { listInstances } from '../src/instances/instance-registry';
 import { OutboxAdmin } from '../src/outbox/outbox-admin';
+import { issueDevelopmentCertificate, SIGNING_ALGORITHMS, SigningAlgorithm } from './dev-certificate';
 import { defineTool, exitWith, fromWorkingDirectory, hanging, OptionSpecs, readOptions, reportUsageError, ToolSpec, UsageError, Values } from './options';
 
 /**
@@ -19,21 +20,22 @@ import { defineTool, exitWith, fromWorkingDirectory, hanging, OptionSpecs, readO
  * KEY_ENCRYPTION_KEY, TRUST_ANCHORS, ...), or, on the development defaults,
  * connects to the embedded database of the gateway running in DATA_DIR.
  * Changes take effect in running gateways within a second or two; each is
- * written to the audit trail with the operator's name.
+ * written to the audit trail with the operator's name. `dev-cert issue`
+ * alone works on local files, for development banks.
  */
 interface Context {
   admin: BankRegistryAdmin;
   dataSource: DataSource;
 }
 
-interface Command {
-  tool: ToolSpec;
-  run(context: Context, values: Record<string, unknown>): Promise<void>;
-}
+/** A command on the gateway's store (`store`), or one on local files only, which needs no running gateway. */
+type Command =
+  | { tool: ToolSpec; store: true; run(context: Context, values: Record<string, unknown>): Promise<void> }
+  | { tool: ToolSpec; store: false; run(values: Record<string, unknown>): Promise<void> };
 
 const out = (line = '') => process.stdout.write(`${line}\n`);
 
-/** Accepted by every command, so one invocation style works for all (changes are audited under it). */
+/** Accepted by every command on the store, so one invocation style works for all (changes are audited under it). */
 const GLOBAL = {
   operator: { type: 'string', value: 'NAME', help: 'who makes the change, for the audit trail (default: ABSHER_OPERATOR, then the login name)' },
 } as const satisfies OptionSpecs;
@@ -41,7 +43,13 @@ const GLOBAL = {
 /** A command: its words, and its options declared once for parsing and for its --help. */
 function command<const O extends OptionSpecs>(words: string, summary: string, options: O, run: (context: Context, values: Values<O>) => Promise<void>, synopsis?: string): Command {
   const tool = defineTool({ name: 'cli', command: words, summary, options: { ...options, ...GLOBAL }, synopsis: synopsis && `${synopsis} [--operator NAME]` });
-  return { tool, run: run as Command['run'] };
+  return { tool, store: true, run: run as (context: Context, values: Record<string, unknown>) => Promise<void> };
+}
+
+/** A command that changes nothing in the store: no --operator, no audit. */
+function localCommand<const O extends OptionSpecs>(words: string, summary: string, options: O, run: (values: Values<O>) => Promise<void>): Command {
+  const tool = defineTool({ name: 'cli', command: words, summary, options });
+  return { tool, store: false, run: run as (values: Record<string, unknown>) => Promise<void> };
 }
 
 const BANK = { type: 'string', value: 'CODE', help: 'the bank code', required: true } as const;
@@ -205,13 +213,35 @@ const COMMANDS: Command[] = [
       );
     },
   ),
+  localCommand(
+    'dev-cert issue',
+    'development only: a signing key for a bank and its certificate from the development CA (config/pki), with its kid and how to register it; refused off the embedded defaults (DATABASE_URL or KAFKA_BROKERS set, or TRUST_ANCHORS not the development CA)',
+    {
+      bank: { type: 'string', value: 'CODE', help: "the bank code, the 4 letters of the bank's BIC", required: true },
+      alg: { type: 'string', value: 'ES256|PS256', default: 'ES256', help: 'ES256 (an EC P-256 key) or PS256 (an RSA 2048 key)' },
+      days: { type: 'integer', value: 'N', min: 1, max: 3650, default: 365, help: 'days the certificate is valid (at most until the development CA expires)' },
+      out: { type: 'string', value: 'DIR', help: 'where to write <bank>-signing-<alg>.key.pem (owner-only) and .cert.pem; existing files are never overwritten (default: DATA_DIR/dev-certs, inside .data, which git ignores)' },
+    },
+    async (o) => {
+      const algorithm = o.alg.trim().toUpperCase();
+      if (!SIGNING_ALGORITHMS.includes(algorithm as SigningAlgorithm)) throw new UsageError(`--alg must be ${SIGNING_ALGORITHMS.join(' or ')} (got ${JSON.stringify(o.alg)})`);
+      const issued = issueDevelopmentCertificate({
+        bankCode: o.bank.trim(),
+        algorithm: algorithm as SigningAlgorithm,
+        validityDays: o.days,
+        outDir: o.out,
+        workingDirectory: fromWorkingDirectory('.'),
+      });
+      for (const line of issued.instructions) out(line);
+    },
+  ),
 ];
 
 /** `npm run cli -- --help`: the commands, each with its own --help. */
 const CLI = defineTool({
   name: 'cli',
   synopsis: '<command> [options]',
-  summary: "The operators' tool for the bank registry, the gateway instances and the outbox. `npm run cli -- <command> --help` gives a command's options.",
+  summary: "The operators' tool for the bank registry, the gateway instances and the outbox (and, on the development defaults, certificates for development banks). `npm run cli -- <command> --help` gives a command's options.",
   options: GLOBAL,
   more: [
     'commands:',
@@ -252,12 +282,16 @@ function databaseUrl(config: GatewayConfig): string {
   return readFileSync(file, 'utf8').trim();
 }
 
-/** Runs one command: the gateway's configuration and store, then the command; a refusal is one line and exit code 1. */
+/** Runs one command: the gateway's configuration and store (for a command on the store), then the command; a refusal is one line and exit code 1. */
 async function execute(command: Command, values: Record<string, unknown>): Promise<number> {
   try {
     // Warnings about development defaults go to stderr as JSON, like the gateway's; the answer goes to stdout.
     JsonLogger.write = (line) => process.stderr.write(line);
     JsonLogger.setLevel('warn');
+    if (!command.store) {
+      await command.run(values);
+      return 0;
+    }
     const logger = new JsonLogger('cli');
     const config = loadConfig();
     const operator = String(values.operator ?? process.env.ABSHER_OPERATOR ?? userInfo().username);
