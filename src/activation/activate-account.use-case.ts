@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { outsideRequestContext } from '../logging/json-logger';
-import { DataSource, QueryRunner } from 'typeorm';
 import { BankProfile } from '../banks/bank-directory';
+import { Sql, StoreSession, Transactions } from '../database/sql';
 import { GatewayError, isStoreUnavailable } from '../common/gateway-error';
 import { EVENT_TYPES, TOPICS } from '../kafka/topics';
 import { OpsRecorder } from '../ops/ops-recorder';
@@ -9,7 +9,9 @@ import { RequestHandled, requestHandledEvent } from '../ops/request-handled';
 import { SubjectHasher } from '../ops/subject-hasher';
 import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
 import { appendToOutbox } from '../outbox/outbox-writer';
-import { ActivationStatus, Channel, Decision, DecisionReason, RegistrationStatus } from './activation.types';
+import { RegistrationReadModel } from '../registry/registration-read-model';
+import { ActivationStatus, Channel, Decision, DecisionReason } from './activation.types';
+import { ActivationRepository } from './activation.repository';
 import { decide } from './decision';
 import { applyPendingReversal, reversalLockKey } from './advise-reversal.use-case';
 
@@ -94,7 +96,9 @@ export class ActivateAccount {
   private batchesInFlight = 0;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly transactions: Transactions,
+    private readonly activations: ActivationRepository,
+    private readonly registrations: RegistrationReadModel,
     private readonly subjects: SubjectHasher,
     private readonly onCommitted: () => void,
     private readonly ops: OpsRecorder,
@@ -120,46 +124,46 @@ export class ActivateAccount {
   }
 
   private async runBatch(batch: Waiting[]): Promise<void> {
-    const runner: QueryRunner = this.dataSource.createQueryRunner();
+    let connected = false;
     try {
-      await runner.connect();
+      await this.transactions.session(async (session) => {
+        connected = true;
+        await this.decideBatch(session, batch);
+      });
     } catch (error) {
-      await runner.release().catch(() => undefined);
-      for (const waiting of batch) waiting.reject(unavailable(error));
-      return;
+      // No connection to be had: nothing ran, nothing was accepted.
+      if (!connected) for (const waiting of batch) waiting.reject(unavailable(error));
+      else for (const waiting of batch) waiting.reject(error);
     }
+  }
+
+  /** One transaction for the batch, then the answers: decisions, and replays read on the same connection. */
+  private async decideBatch(session: StoreSession, batch: Waiting[]): Promise<void> {
+    let decided: (Decided | null)[];
     try {
-      let decided: (Decided | null)[];
-      try {
-        await runner.query('BEGIN');
-        decided = await this.decideAndStore(runner, batch.map((w) => w.command));
-        await runner.query('COMMIT');
-      } catch (error) {
-        await runner.query('ROLLBACK').catch(() => undefined);
-        if (isStoreUnavailable(error)) {
-          for (const waiting of batch) waiting.reject(unavailable(error));
-          return;
-        }
-        if (batch.length === 1) {
-          batch[0].reject(error);
-          return;
-        }
-        // One request the store refuses (or a deadlock) must not fail the others: each again, alone.
-        for (const waiting of batch) await this.runBatch([waiting]);
+      decided = await session.transaction((tx) => this.decideAndStore(tx, batch.map((w) => w.command)));
+    } catch (error) {
+      if (isStoreUnavailable(error)) {
+        for (const waiting of batch) waiting.reject(unavailable(error));
         return;
       }
-      this.onCommitted();
-      for (const [i, waiting] of batch.entries()) {
-        const outcome = decided[i];
-        if (outcome) {
-          this.ops.observeDecision(outcome.handled);
-          waiting.resolve({ replayed: false, record: outcome.record, response: outcome.response });
-        } else {
-          await this.replay(runner, waiting.command).then(waiting.resolve, (error) => waiting.reject(isStoreUnavailable(error) ? unavailable(error) : error));
-        }
+      if (batch.length === 1) {
+        batch[0].reject(error);
+        return;
       }
-    } finally {
-      await runner.release().catch(() => undefined);
+      // One request the store refuses (or a deadlock) must not fail the others: each again, alone.
+      for (const waiting of batch) await this.runBatch([waiting]);
+      return;
+    }
+    this.onCommitted();
+    for (const [i, waiting] of batch.entries()) {
+      const outcome = decided[i];
+      if (outcome) {
+        this.ops.observeDecision(outcome.handled);
+        waiting.resolve({ replayed: false, record: outcome.record, response: outcome.response });
+      } else {
+        await this.replay(session.sql, waiting.command).then(waiting.resolve, (error) => waiting.reject(isStoreUnavailable(error) ? unavailable(error) : error));
+      }
     }
   }
 
@@ -168,28 +172,25 @@ export class ActivateAccount {
    * decision, or null when its request id was already used by its bank (in
    * the store, or earlier in this batch): the caller replays those.
    */
-  private async decideAndStore(db: QueryRunner, commands: ActivateAccountCommand[]): Promise<(Decided | null)[]> {
+  private async decideAndStore(db: Sql, commands: ActivateAccountCommand[]): Promise<(Decided | null)[]> {
     // One decision at a time per national ID: its events then get outbox ids
     // (publication order) in the order the decisions were made and committed.
     // An ATM request and its reversal advice are serialised on the request's key (see AdviseReversal).
-    // All locks in one statement, in hash order, so two batches cannot wait on each other.
     const lockKeys = new Set<string>();
     for (const command of commands) {
       lockKeys.add(`activation:${command.nationalId}`);
       if (command.atm) lockKeys.add(reversalLockKey(command.bank.code, command.requestId));
     }
-    await db.query(
-      `SELECT pg_advisory_xact_lock(lock_id) FROM (SELECT DISTINCT hashtextextended(key, 0) AS lock_id FROM unnest($1::text[]) AS key ORDER BY 1) AS locks`,
-      [[...lockKeys]],
+    await this.activations.lockInOrder(db, lockKeys);
+    const registrations = await this.registrations.factsFor(
+      db,
+      commands.map((c) => c.nationalId),
+      commands.map((c) => c.mobile),
     );
-    const registrations: { national_id: string; mobile: string; status: RegistrationStatus }[] = await db.query(
-      `SELECT national_id, mobile, status FROM registration WHERE national_id = ANY($1::text[]) OR (mobile = ANY($2::text[]) AND status <> 'CLOSED')`,
-      [[...new Set(commands.map((c) => c.nationalId))], [...new Set(commands.map((c) => c.mobile))]],
-    );
-    const byNationalId = new Map(registrations.map((row) => [row.national_id, row]));
+    const byNationalId = new Map(registrations.map((row) => [row.nationalId, row]));
     // Who holds each mobile (rule 6), once for the whole batch.
     const holders = new Map<string, string[]>();
-    for (const row of registrations) if (row.status !== 'CLOSED') holders.set(row.mobile, [...(holders.get(row.mobile) ?? []), row.national_id]);
+    for (const row of registrations) if (row.status !== 'CLOSED') holders.set(row.mobile, [...(holders.get(row.mobile) ?? []), row.nationalId]);
     const seenRequests = new Set<string>();
     const candidates: (Decided | null)[] = commands.map((command) => {
       const requestKey = `${command.bank.code}\u0000${command.requestId}`;
@@ -204,49 +205,23 @@ export class ActivateAccount {
       return this.decided(command, decision);
     });
     const toInsert = candidates.filter((c): c is Decided => c !== null);
-    const inserted = new Set(
-      (
-        (await db.query(
-          `INSERT INTO activation_request
-             (activation_id, bank_code, request_id, channel, national_id, mobile, customer_reference, request_digest,
-              status, reason, decided_at, response_status, response_body,
-              acquirer_id, terminal_id, stan, rrn, transmitted_at, pan_hash, accepted)
-           SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-                                $9::text[], $10::text[], $11::timestamptz[], $12::int[], $13::text[],
-                                $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::bool[])
-           ON CONFLICT (bank_code, request_id) DO NOTHING
-           RETURNING activation_id`,
-          columns(toInsert, [
-            (d) => d.record.activationId,
-            (d) => d.record.bankCode,
-            (d) => d.record.requestId,
-            (d) => d.record.channel,
-            (d) => d.record.nationalId,
-            (d) => d.record.mobile,
-            (d) => d.command.customerReference,
-            (d) => d.command.requestDigest,
-            (d) => d.record.status,
-            (d) => d.record.reason,
-            (d) => d.record.decidedAt.toISOString(),
-            (d) => d.response.status,
-            (d) => d.response.body,
-            (d) => d.command.atm?.acquirerId ?? null,
-            (d) => d.command.atm?.terminalId ?? null,
-            (d) => d.command.atm?.stan ?? null,
-            (d) => d.command.atm?.rrn ?? null,
-            (d) => d.command.atm?.transmittedAt ?? null,
-            (d) => d.command.atm?.panHash ?? null,
-            (d) => d.record.status === 'ACCEPTED',
-          ]),
-        )) as { activation_id: string }[]
-      ).map((row) => row.activation_id),
+    const inserted = await this.activations.insertNew(
+      db,
+      toInsert.map(({ command, record, response }) => ({
+        ...record,
+        customerReference: command.customerReference,
+        requestDigest: command.requestDigest,
+        responseStatus: response.status,
+        responseBody: response.body,
+        atm: command.atm ?? null,
+      })),
     );
     const stored = candidates.map((c) => (c && inserted.has(c.record.activationId) ? c : null));
     await appendToOutbox(
       db,
       stored.flatMap((d) => (d ? [decisionEvent(d), requestHandledEvent(d.handled)] : [])),
     );
-    for (const d of stored) if (d?.command.atm && d.record.status === 'ACCEPTED') await applyPendingReversal(db, d.record.bankCode, d.record.requestId);
+    for (const d of stored) if (d?.command.atm && d.record.status === 'ACCEPTED') await applyPendingReversal(this.activations, db, d.record.bankCode, d.record.requestId);
     return stored;
   }
 
@@ -278,38 +253,30 @@ export class ActivateAccount {
     return { command, record, response: command.renderResponse(record), handled };
   }
 
-  private async replay(db: QueryRunner, command: ActivateAccountCommand): Promise<ActivationResult> {
-    const [stored]: { request_digest: string; response_status: number; response_body: string; activation_id: string; accepted: boolean; reason: DecisionReason | null; national_id: string }[] = await db.query(
-      `SELECT request_digest, response_status, response_body, activation_id, accepted, reason, national_id FROM activation_request WHERE bank_code = $1 AND request_id = $2`,
-      [command.bank.code, command.requestId],
-    );
+  private async replay(db: Sql, command: ActivateAccountCommand): Promise<ActivationResult> {
+    const stored = await this.activations.findStoredRequest(db, command.bank.code, command.requestId);
     if (!stored) throw new Error('request id conflicted but no stored request was found');
-    if (stored.request_digest !== command.requestDigest) {
+    if (stored.requestDigest !== command.requestDigest) {
       throw new GatewayError('REQUEST_ID_REUSED', `request id "${command.requestId}" was already used by ${command.bank.code} with a different body`);
     }
     this.ops.record({
       bankCode: command.bank.code,
       channel: command.channel,
       requestId: command.requestId,
-      activationId: stored.activation_id,
+      activationId: stored.activationId,
       outcome: stored.accepted ? 'ACCEPTED' : 'REJECTED',
       reason: stored.accepted ? null : stored.reason,
       errorCode: null,
       latencyMs: Math.round((performance.now() - command.receivedAt) * 100) / 100,
-      subjectHash: this.subjects.hash(stored.national_id),
+      subjectHash: this.subjects.hash(stored.nationalId),
       replayed: true,
     });
-    return { replayed: true, response: { status: stored.response_status, body: stored.response_body } };
+    return { replayed: true, response: { status: stored.responseStatus, body: stored.responseBody } };
   }
 }
 
 function unavailable(cause: unknown): GatewayError {
   return new GatewayError('UNAVAILABLE', 'the activation store is unavailable; nothing was accepted, retry later', cause);
-}
-
-/** Row values as one array per column, for INSERT ... SELECT FROM unnest(...). */
-function columns<T>(rows: T[], pick: ((row: T) => unknown)[]): unknown[][] {
-  return pick.map((column) => rows.map(column));
 }
 
 /** sa.absher.activation.accepted / rejected: what the identity core reads (key: national ID). */

@@ -9,12 +9,16 @@ import { OpsRecorder } from '../ops/ops-recorder';
 import { OutboxRelay } from '../outbox/outbox-relay';
 import { ActivateAccount } from './activate-account.use-case';
 import { ActivationQueries } from './activation-queries';
+import { ActivationRepository } from './activation.repository';
+import { Transactions } from '../database/sql';
+import { RegistryModule } from '../registry/registry.module';
+import { RegistrationReadModel } from '../registry/registration-read-model';
 import { AdviseReversal } from './advise-reversal.use-case';
 
 export const DEVELOPMENT_SUBJECT_HASH_KEY = 'development-only-subject-hash-key-not-for-production';
 
 @Module({
-  imports: [OutboxModule, OpsModule],
+  imports: [OutboxModule, OpsModule, RegistryModule],
   providers: [
     {
       provide: SubjectHasher,
@@ -24,16 +28,19 @@ export const DEVELOPMENT_SUBJECT_HASH_KEY = 'development-only-subject-hash-key-n
         return new SubjectHasher(config.SUBJECT_HASH_KEY ?? DEVELOPMENT_SUBJECT_HASH_KEY);
       },
     },
+    { provide: Transactions, inject: [Store], useFactory: (store: Store) => new Transactions(store.dataSource) },
+    { provide: ActivationRepository, inject: [Store], useFactory: (store: Store) => new ActivationRepository(store.dataSource) },
     {
       provide: ActivateAccount,
-      inject: [Store, SubjectHasher, OutboxRelay, OpsRecorder],
-      useFactory: (store: Store, subjects: SubjectHasher, relay: OutboxRelay, ops: OpsRecorder) => new ActivateAccount(store.dataSource, subjects, () => relay.notify(), ops),
+      inject: [Transactions, ActivationRepository, RegistrationReadModel, SubjectHasher, OutboxRelay, OpsRecorder],
+      useFactory: (transactions: Transactions, activations: ActivationRepository, registrations: RegistrationReadModel, subjects: SubjectHasher, relay: OutboxRelay, ops: OpsRecorder) =>
+        new ActivateAccount(transactions, activations, registrations, subjects, () => relay.notify(), ops),
     },
-    { provide: ActivationQueries, inject: [Store], useFactory: (store: Store) => new ActivationQueries(store.dataSource) },
+    { provide: ActivationQueries, inject: [ActivationRepository], useFactory: (activations: ActivationRepository) => new ActivationQueries(activations) },
     {
       provide: AdviseReversal,
-      inject: [Store, OutboxRelay],
-      useFactory: (store: Store, relay: OutboxRelay) => new AdviseReversal(store.dataSource, () => relay.notify()),
+      inject: [Transactions, ActivationRepository, OutboxRelay],
+      useFactory: (transactions: Transactions, activations: ActivationRepository, relay: OutboxRelay) => new AdviseReversal(transactions, activations, () => relay.notify()),
     },
   ],
   exports: [ActivateAccount, ActivationQueries, AdviseReversal],

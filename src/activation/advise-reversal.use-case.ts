@@ -1,8 +1,9 @@
-import { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { GatewayError, isStoreUnavailable } from '../common/gateway-error';
+import { Sql, Transactions } from '../database/sql';
 import { EVENT_TYPES, TOPICS } from '../kafka/topics';
-import { cloudEvent } from '../outbox/cloud-event';
+import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
 import { appendToOutbox } from '../outbox/outbox-writer';
+import { ActivationRepository, ReversedActivation } from './activation.repository';
 
 export type ReversalResult = 'REVERSED' | 'ALREADY_REVERSED' | 'NOT_ACCEPTED' | 'PENDING';
 
@@ -11,53 +12,44 @@ export function reversalLockKey(bankCode: string, requestId: string): string {
   return `atm-request:${bankCode}:${requestId}`;
 }
 
+/** reversal-advised (key: national ID): the identity core undoes the activation. */
+function reversalAdvised(row: ReversedActivation): OutboxMessage {
+  return {
+    topic: TOPICS.activations,
+    key: row.nationalId,
+    event: cloudEvent(EVENT_TYPES.reversalAdvised, row.activationId, {
+      activationId: row.activationId,
+      requestId: row.requestId,
+      bankCode: row.bankCode,
+      channel: row.channel,
+      nationalId: row.nationalId,
+      mobile: row.mobile,
+      outcome: 'ACCEPTED',
+      reason: null,
+      decidedAt: row.decidedAt.toISOString(),
+      terminalId: row.terminalId,
+      stan: row.stan,
+      rrn: row.rrn,
+      reversedAt: row.reversedAt.toISOString(),
+    }),
+  };
+}
+
 /**
  * Marks an activation that was accepted when decided (whatever the identity
  * core reported since) as reversed, and publishes `reversal-advised`, once.
  * Returns false when there is no such activation (yet).
  */
-async function reverse(db: EntityManager | QueryRunner, bankCode: string, requestId: string): Promise<boolean> {
-  // In a CTE: TypeORM returns [rows, count] for a bare UPDATE ... RETURNING.
-  const [row] = await db.query(
-    `WITH reversed AS (
-       UPDATE activation_request SET status = 'REVERSED', reversed_at = now()
-        WHERE bank_code = $1 AND request_id = $2 AND channel = 'ATM' AND accepted AND reversed_at IS NULL
-        RETURNING activation_id, request_id, bank_code, channel, national_id, mobile, decided_at, reversed_at, terminal_id, stan, rrn)
-     SELECT * FROM reversed`,
-    [bankCode, requestId],
-  );
-  if (!row) return false;
-  await appendToOutbox(db, [
-    {
-      topic: TOPICS.activations,
-      key: row.national_id,
-      event: cloudEvent(EVENT_TYPES.reversalAdvised, row.activation_id, {
-        activationId: row.activation_id,
-        requestId: row.request_id,
-        bankCode: row.bank_code,
-        channel: row.channel,
-        nationalId: row.national_id,
-        mobile: row.mobile,
-        outcome: 'ACCEPTED',
-        reason: null,
-        decidedAt: new Date(row.decided_at).toISOString(),
-        terminalId: row.terminal_id,
-        stan: row.stan,
-        rrn: row.rrn,
-        reversedAt: new Date(row.reversed_at).toISOString(),
-      }),
-    },
-  ]);
+async function reverse(activations: ActivationRepository, tx: Sql, bankCode: string, requestId: string): Promise<boolean> {
+  const reversed = await activations.reverseAccepted(tx, bankCode, requestId);
+  if (!reversed) return false;
+  await appendToOutbox(tx, [reversalAdvised(reversed)]);
   return true;
 }
 
 /** Called by ActivateAccount, under the same lock, when an ATM activation is accepted: a reversal that came first now applies. */
-export async function applyPendingReversal(db: QueryRunner, bankCode: string, requestId: string): Promise<void> {
-  const [pending] = await db.query(
-    `WITH taken AS (DELETE FROM atm_pending_reversal WHERE bank_code = $1 AND request_id = $2 RETURNING 1) SELECT * FROM taken`,
-    [bankCode, requestId],
-  );
-  if (pending) await reverse(db, bankCode, requestId);
+export async function applyPendingReversal(activations: ActivationRepository, tx: Sql, bankCode: string, requestId: string): Promise<void> {
+  if (await activations.takePendingReversal(tx, bankCode, requestId)) await reverse(activations, tx, bankCode, requestId);
 }
 
 /**
@@ -69,21 +61,22 @@ export async function applyPendingReversal(db: QueryRunner, bankCode: string, re
  */
 export class AdviseReversal {
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly transactions: Transactions,
+    private readonly activations: ActivationRepository,
     private readonly onCommitted: () => void,
   ) {}
 
   async execute(bankCode: string, originalRequestId: string): Promise<ReversalResult> {
     try {
-      const result = await this.dataSource.transaction(async (db) => {
-        await db.query(`SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, [reversalLockKey(bankCode, originalRequestId)]);
-        if (await reverse(db, bankCode, originalRequestId)) return 'REVERSED' as ReversalResult;
-        const [existing] = await db.query(`SELECT accepted, reversed_at, channel FROM activation_request WHERE bank_code = $1 AND request_id = $2`, [bankCode, originalRequestId]);
+      const result = await this.transactions.run(async (tx): Promise<ReversalResult> => {
+        await this.activations.lockInOrder(tx, [reversalLockKey(bankCode, originalRequestId)]);
+        if (await reverse(this.activations, tx, bankCode, originalRequestId)) return 'REVERSED';
+        const existing = await this.activations.reversalTarget(tx, bankCode, originalRequestId);
         // A reversal applies only to an activation that came from an ATM (of that acquirer: the key starts with it).
-        if (existing && existing.channel !== 'ATM') return 'NOT_ACCEPTED' as ReversalResult;
-        if (existing) return (existing.reversed_at ? 'ALREADY_REVERSED' : 'NOT_ACCEPTED') as ReversalResult;
-        await db.query(`INSERT INTO atm_pending_reversal (bank_code, request_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [bankCode, originalRequestId]);
-        return 'PENDING' as ReversalResult;
+        if (existing && existing.channel !== 'ATM') return 'NOT_ACCEPTED';
+        if (existing) return existing.reversed ? 'ALREADY_REVERSED' : 'NOT_ACCEPTED';
+        await this.activations.addPendingReversal(tx, bankCode, originalRequestId);
+        return 'PENDING';
       });
       if (result === 'REVERSED') this.onCommitted();
       return result;

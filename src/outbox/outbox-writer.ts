@@ -1,11 +1,11 @@
-import { EntityManager, QueryRunner } from 'typeorm';
+import { Sql } from '../database/sql';
 import { OutboxMessage } from './cloud-event';
 
 /**
  * Appends events inside the caller's transaction, so they are stored if and
  * only if the state they describe is.
  */
-export async function appendToOutbox(db: QueryRunner | EntityManager, messages: readonly OutboxMessage[]): Promise<void> {
+export async function appendToOutbox(db: Sql, messages: readonly OutboxMessage[]): Promise<void> {
   if (messages.length === 0) return;
   const values: string[] = [];
   const params: string[] = [];

@@ -1,13 +1,14 @@
 import { EachBatchPayload, Kafka } from 'kafkajs';
 import { structuredValue } from '../kafka/cloud-event-reader';
 import { ResilientConsumer } from '../kafka/resilient-consumer';
-import { DataSource } from 'typeorm';
+import { Transactions } from '../database/sql';
 import { JsonLogger } from '../logging/json-logger';
 import { deadLetter } from '../outbox/dead-letter';
 import { appendToOutbox } from '../outbox/outbox-writer';
 import { OutboxMessage } from '../outbox/cloud-event';
 import { TOPICS } from '../kafka/topics';
 import { parseRegistrationUpdate, RegistrationUpdate } from './registration-update';
+import { RegistrationReadModel } from './registration-read-model';
 
 export const REGISTRATIONS_GROUP = 'absher-bank-gateway.registrations';
 
@@ -20,7 +21,8 @@ export const REGISTRATIONS_GROUP = 'absher-bank-gateway.registrations';
 export class RegistrationsConsumer extends ResilientConsumer {
   constructor(
     kafka: Kafka,
-    private readonly dataSource: DataSource,
+    private readonly transactions: Transactions,
+    private readonly readModel: RegistrationReadModel,
     private readonly onDeadLetters: () => void,
     maxWaitTimeInMs: number,
     logger: JsonLogger,
@@ -57,22 +59,10 @@ export class RegistrationsConsumer extends ResilientConsumer {
   }
 
   /** Returns how many rows changed; updates whose version is not above the stored one change nothing. */
-  private async store(updates: RegistrationUpdate[], dead: OutboxMessage[]): Promise<number> {
-    return this.dataSource.transaction(async (db) => {
-      let changed = 0;
-      if (updates.length) {
-        const result: unknown[] = await db.query(
-          `INSERT INTO registration (national_id, mobile, status, version, updated_at)
-             SELECT * , now() FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::bigint[])
-           ON CONFLICT (national_id) DO UPDATE
-             SET mobile = EXCLUDED.mobile, status = EXCLUDED.status, version = EXCLUDED.version, updated_at = now()
-             WHERE registration.version < EXCLUDED.version
-           RETURNING national_id`,
-          [updates.map((u) => u.nationalId), updates.map((u) => u.mobile), updates.map((u) => u.status), updates.map((u) => u.version.toString())],
-        );
-        changed = result.length;
-      }
-      await appendToOutbox(db, dead);
+  private store(updates: RegistrationUpdate[], dead: OutboxMessage[]): Promise<number> {
+    return this.transactions.run(async (tx) => {
+      const changed = await this.readModel.apply(tx, updates);
+      await appendToOutbox(tx, dead);
       return changed;
     });
   }

@@ -6,6 +6,8 @@ import { JsonLogger } from '../logging/json-logger';
 import { OutboxModule } from '../outbox/outbox.module';
 import { OutboxRelay } from '../outbox/outbox-relay';
 import { RegistrationsConsumer } from './registrations-consumer';
+import { RegistrationReadModel } from './registration-read-model';
+import { Transactions } from '../database/sql';
 import { OpsModule } from '../ops/ops.module';
 import { GatewayMetrics } from '../ops/gateway-metrics';
 import { ActivationResultsConsumer } from '../activation/activation-results-consumer';
@@ -14,11 +16,12 @@ import { ActivationResultsConsumer } from '../activation/activation-results-cons
 @Module({
   imports: [OutboxModule, OpsModule],
   providers: [
+    RegistrationReadModel,
     {
       provide: RegistrationsConsumer,
-      inject: [KafkaConnection, Store, OutboxRelay, GatewayConfig, GatewayMetrics, JsonLogger],
-      useFactory: (kafka: KafkaConnection, store: Store, relay: OutboxRelay, config: GatewayConfig, metrics: GatewayMetrics, logger: JsonLogger) =>
-        new RegistrationsConsumer(kafka.kafka, store.dataSource, () => relay.notify(), config.KAFKA_CONSUMER_MAX_WAIT_MS, logger, (t, p, lag) => metrics.lag(t, p, lag)),
+      inject: [KafkaConnection, Store, RegistrationReadModel, OutboxRelay, GatewayConfig, GatewayMetrics, JsonLogger],
+      useFactory: (kafka: KafkaConnection, store: Store, readModel: RegistrationReadModel, relay: OutboxRelay, config: GatewayConfig, metrics: GatewayMetrics, logger: JsonLogger) =>
+        new RegistrationsConsumer(kafka.kafka, new Transactions(store.dataSource), readModel, () => relay.notify(), config.KAFKA_CONSUMER_MAX_WAIT_MS, logger, (t, p, lag) => metrics.lag(t, p, lag)),
     },
     {
       provide: ActivationResultsConsumer,
@@ -27,6 +30,6 @@ import { ActivationResultsConsumer } from '../activation/activation-results-cons
         new ActivationResultsConsumer(kafka.kafka, store.dataSource, () => relay.notify(), config.KAFKA_CONSUMER_MAX_WAIT_MS, logger, (t, p, lag) => metrics.lag(t, p, lag)),
     },
   ],
-  exports: [RegistrationsConsumer, ActivationResultsConsumer],
+  exports: [RegistrationReadModel, RegistrationsConsumer, ActivationResultsConsumer],
 })
 export class RegistryModule {}

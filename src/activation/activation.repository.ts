@@ -1,0 +1,229 @@
+import { DataSource } from 'typeorm';
+import { Sql } from '../database/sql';
+import { ActivationStatus, Channel, DecisionReason } from './activation.types';
+
+/** A decision about to be stored with its request and its answer. */
+export interface NewActivation {
+  activationId: string;
+  bankCode: string;
+  requestId: string;
+  channel: Channel;
+  nationalId: string;
+  mobile: string;
+  customerReference: string | null;
+  requestDigest: string;
+  status: ActivationStatus;
+  reason: DecisionReason | null;
+  decidedAt: Date;
+  /** The channel's answer, replayed as is. */
+  responseStatus: number;
+  responseBody: string;
+  /** ATM requests only (spec 4.2); never the PAN itself. */
+  atm: { acquirerId: string; terminalId: string; stan: string; rrn: string; transmittedAt: string; panHash: string } | null;
+}
+
+/** What a repeated request id is answered from. */
+export interface StoredRequest {
+  activationId: string;
+  nationalId: string;
+  requestDigest: string;
+  accepted: boolean;
+  reason: DecisionReason | null;
+  responseStatus: number;
+  responseBody: string;
+}
+
+/** A request as GET /v1/activations/{requestId} shows it. */
+export interface StoredActivation {
+  activationId: string;
+  requestId: string;
+  bankCode: string;
+  channel: Channel;
+  status: ActivationStatus;
+  reason: string | null;
+  resultReason: string | null;
+  decidedAt: Date;
+  completedAt: Date | null;
+}
+
+/** An ATM activation just marked reversed: what its reversal-advised event says. */
+export interface ReversedActivation {
+  activationId: string;
+  requestId: string;
+  bankCode: string;
+  channel: Channel;
+  nationalId: string;
+  mobile: string;
+  decidedAt: Date;
+  reversedAt: Date;
+  terminalId: string;
+  stan: string;
+  rrn: string;
+}
+
+/**
+ * activation_request and atm_pending_reversal: every statement the
+ * activation use cases run on them. Methods that must share the caller's
+ * transaction take it (`tx`); the others use the pool.
+ */
+export class ActivationRepository {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /**
+   * Transaction-scoped advisory locks on `keys`, taken in one statement in hash order, so two
+   * transactions locking overlapping sets cannot wait on each other.
+   */
+  async lockInOrder(tx: Sql, keys: Iterable<string>): Promise<void> {
+    await tx.query(
+      `SELECT pg_advisory_xact_lock(lock_id) FROM (SELECT DISTINCT hashtextextended(key, 0) AS lock_id FROM unnest($1::text[]) AS key ORDER BY 1) AS locks`,
+      [[...keys]],
+    );
+  }
+
+  /** Inserts the requests whose (bank, request id) is new; returns the activation ids inserted. */
+  async insertNew(tx: Sql, rows: readonly NewActivation[]): Promise<Set<string>> {
+    if (rows.length === 0) return new Set();
+    const inserted: { activation_id: string }[] = await tx.query(
+      `INSERT INTO activation_request
+         (activation_id, bank_code, request_id, channel, national_id, mobile, customer_reference, request_digest,
+          status, reason, decided_at, response_status, response_body,
+          acquirer_id, terminal_id, stan, rrn, transmitted_at, pan_hash, accepted)
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                            $9::text[], $10::text[], $11::timestamptz[], $12::int[], $13::text[],
+                            $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::bool[])
+       ON CONFLICT (bank_code, request_id) DO NOTHING
+       RETURNING activation_id`,
+      columns(rows, [
+        (r) => r.activationId,
+        (r) => r.bankCode,
+        (r) => r.requestId,
+        (r) => r.channel,
+        (r) => r.nationalId,
+        (r) => r.mobile,
+        (r) => r.customerReference,
+        (r) => r.requestDigest,
+        (r) => r.status,
+        (r) => r.reason,
+        (r) => r.decidedAt.toISOString(),
+        (r) => r.responseStatus,
+        (r) => r.responseBody,
+        (r) => r.atm?.acquirerId ?? null,
+        (r) => r.atm?.terminalId ?? null,
+        (r) => r.atm?.stan ?? null,
+        (r) => r.atm?.rrn ?? null,
+        (r) => r.atm?.transmittedAt ?? null,
+        (r) => r.atm?.panHash ?? null,
+        (r) => r.status === 'ACCEPTED',
+      ]),
+    );
+    return new Set(inserted.map((row) => row.activation_id));
+  }
+
+  /** The stored request a repeated request id is answered from, or null. */
+  async findStoredRequest(sql: Sql, bankCode: string, requestId: string): Promise<StoredRequest | null> {
+    const [row]: { activation_id: string; national_id: string; request_digest: string; accepted: boolean; reason: DecisionReason | null; response_status: number; response_body: string }[] =
+      await sql.query(
+        `SELECT activation_id, national_id, request_digest, accepted, reason, response_status, response_body FROM activation_request WHERE bank_code = $1 AND request_id = $2`,
+        [bankCode, requestId],
+      );
+    if (!row) return null;
+    return {
+      activationId: row.activation_id,
+      nationalId: row.national_id,
+      requestDigest: row.request_digest,
+      accepted: row.accepted,
+      reason: row.reason,
+      responseStatus: row.response_status,
+      responseBody: row.response_body,
+    };
+  }
+
+  /** A bank's request by its request id, for reading back; null when the bank never submitted it. */
+  async findByRequestId(bankCode: string, requestId: string): Promise<StoredActivation | null> {
+    const [row]: {
+      activation_id: string;
+      request_id: string;
+      bank_code: string;
+      channel: Channel;
+      status: ActivationStatus;
+      reason: string | null;
+      result_reason: string | null;
+      decided_at: Date;
+      completed_at: Date | null;
+    }[] = await this.dataSource.query(
+      `SELECT activation_id, request_id, bank_code, channel, status, reason, result_reason, decided_at, completed_at
+         FROM activation_request WHERE bank_code = $1 AND request_id = $2`,
+      [bankCode, requestId],
+    );
+    if (!row) return null;
+    return {
+      activationId: row.activation_id,
+      requestId: row.request_id,
+      bankCode: row.bank_code,
+      channel: row.channel,
+      status: row.status,
+      reason: row.reason,
+      resultReason: row.result_reason,
+      decidedAt: new Date(row.decided_at),
+      completedAt: row.completed_at ? new Date(row.completed_at) : null,
+    };
+  }
+
+  /**
+   * Marks an ATM activation that was accepted when decided (whatever the identity core reported since)
+   * as reversed, once; null when there is no such activation, or it was reversed already.
+   */
+  async reverseAccepted(tx: Sql, bankCode: string, requestId: string): Promise<ReversedActivation | null> {
+    // In a CTE: TypeORM returns [rows, count] for a bare UPDATE ... RETURNING.
+    const [row] = await tx.query(
+      `WITH reversed AS (
+         UPDATE activation_request SET status = 'REVERSED', reversed_at = now()
+          WHERE bank_code = $1 AND request_id = $2 AND channel = 'ATM' AND accepted AND reversed_at IS NULL
+          RETURNING activation_id, request_id, bank_code, channel, national_id, mobile, decided_at, reversed_at, terminal_id, stan, rrn)
+       SELECT * FROM reversed`,
+      [bankCode, requestId],
+    );
+    if (!row) return null;
+    return {
+      activationId: row.activation_id,
+      requestId: row.request_id,
+      bankCode: row.bank_code,
+      channel: row.channel,
+      nationalId: row.national_id,
+      mobile: row.mobile,
+      decidedAt: new Date(row.decided_at),
+      reversedAt: new Date(row.reversed_at),
+      terminalId: row.terminal_id,
+      stan: row.stan,
+      rrn: row.rrn,
+    };
+  }
+
+  /** What a reversal advice finds of its original when it cannot reverse it: nothing, or whether it was accepted, reversed, and on which channel. */
+  async reversalTarget(tx: Sql, bankCode: string, requestId: string): Promise<{ accepted: boolean; reversed: boolean; channel: Channel } | null> {
+    const [row]: { accepted: boolean; reversed_at: Date | null; channel: Channel }[] = await tx.query(
+      `SELECT accepted, reversed_at, channel FROM activation_request WHERE bank_code = $1 AND request_id = $2`,
+      [bankCode, requestId],
+    );
+    return row ? { accepted: row.accepted, reversed: row.reversed_at !== null, channel: row.channel } : null;
+  }
+
+  /** Keeps a reversal whose original is not known yet, to apply when it is accepted. */
+  async addPendingReversal(tx: Sql, bankCode: string, requestId: string): Promise<void> {
+    await tx.query(`INSERT INTO atm_pending_reversal (bank_code, request_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [bankCode, requestId]);
+  }
+
+  /** Removes the pending reversal of a request; true when there was one. */
+  async takePendingReversal(tx: Sql, bankCode: string, requestId: string): Promise<boolean> {
+    const [taken] = await tx.query(
+      `WITH taken AS (DELETE FROM atm_pending_reversal WHERE bank_code = $1 AND request_id = $2 RETURNING 1) SELECT * FROM taken`,
+      [bankCode, requestId],
+    );
+    return Boolean(taken);
+  }
+}
+
+/** Row values as one array per column, for INSERT ... SELECT FROM unnest(...). */
+function columns<T>(rows: readonly T[], pick: ((row: T) => unknown)[]): unknown[][] {
+  return pick.map((column) => rows.map(column));
+}
