@@ -1,5 +1,5 @@
 import { EachBatchPayload, Kafka } from 'kafkajs';
-import { DataSource, EntityManager } from 'typeorm';
+import { Sql, Transactions } from '../database/sql';
 import { structuredValue } from '../kafka/cloud-event-reader';
 import { ResilientConsumer } from '../kafka/resilient-consumer';
 import { EVENT_TYPES, TOPICS } from '../kafka/topics';
@@ -8,6 +8,7 @@ import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
 import { deadLetter } from '../outbox/dead-letter';
 import { appendToOutbox } from '../outbox/outbox-writer';
 import { ActivationResult, parseActivationResult } from './activation-result';
+import { ActivationRepository } from './activation.repository';
 
 export const ACTIVATION_RESULTS_GROUP = 'absher-bank-gateway.activation-results';
 
@@ -22,7 +23,8 @@ export const ACTIVATION_RESULTS_GROUP = 'absher-bank-gateway.activation-results'
 export class ActivationResultsConsumer extends ResilientConsumer {
   constructor(
     kafka: Kafka,
-    private readonly dataSource: DataSource,
+    private readonly transactions: Transactions,
+    private readonly activations: ActivationRepository,
     private readonly onPublished: () => void,
     maxWaitTimeInMs: number,
     logger: JsonLogger,
@@ -34,7 +36,7 @@ export class ActivationResultsConsumer extends ResilientConsumer {
   protected async handleBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     if (!isRunning() || isStale() || batch.messages.length === 0) return;
     const outcomes = { applied: 0, repeated: 0, notApplied: 0, dead: 0 };
-    await this.dataSource.transaction(async (db) => {
+    await this.transactions.run(async (db) => {
       const outbox: OutboxMessage[] = [];
       for (const [index, message] of batch.messages.entries()) {
         // A long batch must not cost the group membership (10 s session): keep heart-beating.
@@ -63,49 +65,25 @@ export class ActivationResultsConsumer extends ResilientConsumer {
     this.log.emit(outcomes.dead ? 'warn' : 'debug', 'activation results processed', { partition: batch.partition, ...outcomes });
   }
 
-  private async apply(db: EntityManager, result: ActivationResult, outbox: OutboxMessage[]): Promise<'applied' | 'repeated' | 'notApplied' | 'UNKNOWN'> {
-    const [activation]: { status: string; bank_code: string; channel: string; request_id: string; completed_at: Date | null }[] = await db.query(
-      `SELECT status, bank_code, channel, request_id, completed_at FROM activation_request WHERE activation_id = $1 FOR UPDATE`,
-      [result.activationId],
-    );
+  private async apply(db: Sql, result: ActivationResult, outbox: OutboxMessage[]): Promise<'applied' | 'repeated' | 'notApplied' | 'UNKNOWN'> {
+    const activation = await this.activations.lockForResult(db, result.activationId);
     if (!activation) return 'UNKNOWN';
-    // Returns false when this very result was recorded before (a redelivered batch).
-    const record = async (applied: boolean, because: string | null): Promise<boolean> =>
-      (
-        await db.query(
-          `INSERT INTO activation_result (activation_id, result, reason, completed_at, applied, not_applied_because) VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (activation_id, result, completed_at) DO NOTHING RETURNING id`,
-          [
-        result.activationId,
-        result.result,
-        result.reason,
-        result.completedAt,
-        applied,
-        because,
-          ],
-        )
-      ).length > 0;
     if (activation.status === 'ACCEPTED') {
-      await db.query(`UPDATE activation_request SET status = $2, completed_at = $3, result_reason = $4 WHERE activation_id = $1`, [
-        result.activationId,
-        result.result,
-        result.completedAt,
-        result.reason,
-      ]);
-      await record(true, null);
+      await this.activations.complete(db, result);
+      await this.activations.recordResult(db, result, true, null);
       // The bank's request id, so one search follows a request from HTTP or ISO 8583 through Kafka and back.
-      if (this.log.enabled('debug')) this.log.emit('debug', 'activation result applied', { requestId: activation.request_id, activationId: result.activationId, bank: activation.bank_code, result: result.result });
+      if (this.log.enabled('debug')) this.log.emit('debug', 'activation result applied', { requestId: activation.requestId, activationId: result.activationId, bank: activation.bankCode, result: result.result });
       return 'applied';
     }
     if (activation.status === result.result) return 'repeated'; // at least once from the identity core: the same result again
     const why = activation.status === 'REJECTED' ? 'ACTIVATION_REJECTED' : activation.status === 'REVERSED' ? 'ACTIVATION_REVERSED' : 'ALREADY_COMPLETED';
-    if (!(await record(false, why))) return 'repeated';
+    if (!(await this.activations.recordResult(db, result, false, why))) return 'repeated';
     outbox.push({
       topic: TOPICS.ops,
-      key: activation.bank_code,
-      event: cloudEvent(EVENT_TYPES.resultNotApplied, activation.bank_code, {
+      key: activation.bankCode,
+      event: cloudEvent(EVENT_TYPES.resultNotApplied, activation.bankCode, {
         activationId: result.activationId,
-        bankCode: activation.bank_code,
+        bankCode: activation.bankCode,
         channel: activation.channel,
         activationStatus: activation.status,
         result: result.result,
@@ -114,7 +92,7 @@ export class ActivationResultsConsumer extends ResilientConsumer {
         receivedAt: new Date().toISOString(),
       }),
     });
-    this.log.emit('warn', 'activation result not applied', { requestId: activation.request_id, activationId: result.activationId, bank: activation.bank_code, why });
+    this.log.emit('warn', 'activation result not applied', { requestId: activation.requestId, activationId: result.activationId, bank: activation.bankCode, why });
     return 'notApplied';
   }
 }

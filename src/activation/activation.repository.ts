@@ -1,6 +1,7 @@
 import { DataSource } from 'typeorm';
 import { Sql } from '../database/sql';
 import { ActivationStatus, Channel, DecisionReason } from './activation.types';
+import { ActivationResult } from './activation-result';
 
 /** A decision about to be stored with its request and its answer. */
 export interface NewActivation {
@@ -220,6 +221,35 @@ export class ActivationRepository {
       [bankCode, requestId],
     );
     return Boolean(taken);
+  }
+
+  /** An activation a result names, locked until the caller's transaction ends; null when none is known. */
+  async lockForResult(tx: Sql, activationId: string): Promise<{ status: ActivationStatus; bankCode: string; channel: Channel; requestId: string } | null> {
+    const [row]: { status: ActivationStatus; bank_code: string; channel: Channel; request_id: string }[] = await tx.query(
+      `SELECT status, bank_code, channel, request_id FROM activation_request WHERE activation_id = $1 FOR UPDATE`,
+      [activationId],
+    );
+    return row ? { status: row.status, bankCode: row.bank_code, channel: row.channel, requestId: row.request_id } : null;
+  }
+
+  /** The identity core's result on an accepted activation: ACTIVATED or FAILED, with when and why. */
+  async complete(tx: Sql, result: ActivationResult): Promise<void> {
+    await tx.query(`UPDATE activation_request SET status = $2, completed_at = $3, result_reason = $4 WHERE activation_id = $1`, [
+      result.activationId,
+      result.result,
+      result.completedAt,
+      result.reason,
+    ]);
+  }
+
+  /** Records a result as received, applied or not (and why not); false when this very result was recorded before (a redelivered batch). */
+  async recordResult(tx: Sql, result: ActivationResult, applied: boolean, notAppliedBecause: string | null): Promise<boolean> {
+    const inserted: unknown[] = await tx.query(
+      `INSERT INTO activation_result (activation_id, result, reason, completed_at, applied, not_applied_because) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (activation_id, result, completed_at) DO NOTHING RETURNING id`,
+      [result.activationId, result.result, result.reason, result.completedAt, applied, notAppliedBecause],
+    );
+    return inserted.length > 0;
   }
 }
 

@@ -8,6 +8,7 @@ import { StoreSession, Transactions } from '../database/sql';
 import { JsonLogger } from '../logging/json-logger';
 import { GatewayMetrics } from '../ops/gateway-metrics';
 import { OpsRecorder } from '../ops/ops-recorder';
+import { appendToOutbox } from '../outbox/outbox-writer';
 import { SubjectHasher } from '../ops/subject-hasher';
 import { RegistrationReadModel } from '../registry/registration-read-model';
 import { ActivateAccount, ActivateAccountCommand, ActivationRecord } from './activate-account.use-case';
@@ -61,7 +62,7 @@ beforeAll(async () => {
     isoConnections: () => 0,
     ownership: () => ({ liveInstances: 1, relaySlots: [], partitions: {} }),
   });
-  ops = new OpsRecorder(dataSource, () => undefined, metrics, logger);
+  ops = new OpsRecorder((messages) => appendToOutbox(dataSource, messages), () => undefined, metrics, logger);
   activate = new ActivateAccount(transactions, activations, new RegistrationReadModel(), new SubjectHasher('test-subject-key'), () => undefined, ops);
   reversals = new AdviseReversal(transactions, activations, () => undefined);
 }, 60_000);

@@ -1,10 +1,8 @@
-import { DataSource } from 'typeorm';
 import { Channel, DecisionReason } from '../activation/activation.types';
 import { ErrorCode } from '../common/gateway-error';
 import { EVENT_TYPES, TOPICS } from '../kafka/topics';
 import { JsonLogger } from '../logging/json-logger';
 import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
-import { appendToOutbox } from '../outbox/outbox-writer';
 import { GatewayMetrics } from './gateway-metrics';
 import { LatencySample } from './latency-sample';
 import { RequestHandled, requestHandledEvent } from './request-handled';
@@ -47,7 +45,8 @@ export class OpsRecorder {
   private readonly log: JsonLogger;
 
   constructor(
-    private readonly dataSource: DataSource,
+    /** Stores events in the outbox, outside any other transaction (the outbox module's writer). */
+    private readonly store: (messages: readonly OutboxMessage[]) => Promise<void>,
     private readonly onWritten: () => void,
     private readonly metrics: GatewayMetrics,
     logger: JsonLogger,
@@ -120,7 +119,7 @@ export class OpsRecorder {
     this.buffer = [];
     for (const [key] of closed) this.windows.delete(key);
     try {
-      for (let i = 0; i < messages.length; i += INSERT_CHUNK) await appendToOutbox(this.dataSource.manager, messages.slice(i, i + INSERT_CHUNK));
+      for (let i = 0; i < messages.length; i += INSERT_CHUNK) await this.store(messages.slice(i, i + INSERT_CHUNK));
       this.onWritten();
     } catch (error) {
       this.log.emit('warn', 'ops events could not be stored; dropped', { count: messages.length, error: (error as Error).message });

@@ -1,3 +1,5 @@
+import { appendToOutbox } from '../outbox/outbox-writer';
+import { RefusedTrafficLog } from './refused-traffic.repository';
 import { Module } from '@nestjs/common';
 import { Store } from '../database/store';
 import { JsonLogger } from '../logging/json-logger';
@@ -34,13 +36,14 @@ export function countIsoConnectionsWith(counter: () => number): void {
     {
       provide: OpsRecorder,
       inject: [Store, OutboxRelay, GatewayMetrics, JsonLogger],
-      useFactory: (store: Store, relay: OutboxRelay, metrics: GatewayMetrics, logger: JsonLogger) => new OpsRecorder(store.dataSource, () => relay.notify(), metrics, logger),
+      useFactory: (store: Store, relay: OutboxRelay, metrics: GatewayMetrics, logger: JsonLogger) =>
+        new OpsRecorder((messages) => appendToOutbox(store.dataSource, messages), () => relay.notify(), metrics, logger),
     },
     {
       provide: RefusedTraffic,
       inject: [Store, GatewayConfig, JsonLogger],
       useFactory: (store: Store, config: GatewayConfig, logger: JsonLogger) =>
-        new RefusedTraffic(store.dataSource, { samplesPerMinute: config.REFUSED_SAMPLES_PER_MINUTE, retentionDays: config.REFUSED_TRAFFIC_RETENTION_DAYS }, logger),
+        new RefusedTraffic(new RefusedTrafficLog(store.dataSource), { samplesPerMinute: config.REFUSED_SAMPLES_PER_MINUTE, retentionDays: config.REFUSED_TRAFFIC_RETENTION_DAYS }, logger),
     },
     { provide: OpsView, useFactory: () => new OpsView() },
     {

@@ -1,6 +1,6 @@
-import { DataSource } from 'typeorm';
 import { redactPersonalData } from '../../libs/identity';
 import { JsonLogger } from '../logging/json-logger';
+import { RefusedTrafficStore } from './refused-traffic.repository';
 
 export type RefusedChannel = 'ATM' | 'HTTP';
 
@@ -99,7 +99,7 @@ export class RefusedTraffic {
   private readonly log: JsonLogger;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly store: RefusedTrafficStore,
     private readonly settings: RefusedTrafficSettings,
     logger: JsonLogger,
     private readonly clock: () => number = Date.now,
@@ -227,28 +227,9 @@ export class RefusedTraffic {
     this.atmSamples = [];
     this.httpSamples = [];
     try {
-      if (counters.length > 0) {
-        await this.dataSource.query(
-          `INSERT INTO refused_traffic_minute (minute, channel, source, bank_code, code, refused)
-           SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
-           ON CONFLICT (minute, channel, source, bank_code, code) DO UPDATE SET refused = refused_traffic_minute.refused + EXCLUDED.refused`,
-          [counters.map((c) => new Date(c.minute)), counters.map((c) => c.channel), counters.map((c) => c.source), counters.map((c) => c.bankCode), counters.map((c) => c.code), counters.map((c) => c.refused)],
-        );
-      }
-      if (atm.length > 0) {
-        await this.dataSource.query(
-          `INSERT INTO atm_refused_message (acquirer_id, bank_code, mti, stan, rrn, terminal_id, response_code, reason, received_at)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])`,
-          [atm.map((s) => s.acquirerId), atm.map((s) => s.bankCode), atm.map((s) => s.mti), atm.map((s) => s.stan), atm.map((s) => s.rrn), atm.map((s) => s.terminalId), atm.map((s) => s.code), atm.map((s) => s.reason), atm.map((s) => s.at)],
-        );
-      }
-      if (http.length > 0) {
-        await this.dataSource.query(
-          `INSERT INTO http_refused_request (source_address, bank_code, method, request_id, code, reason, received_at)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])`,
-          [http.map((s) => s.source.slice(0, 64)), http.map((s) => s.bankCode), http.map((s) => s.method.slice(0, 8)), http.map((s) => s.requestId), http.map((s) => s.code), http.map((s) => s.reason), http.map((s) => s.at)],
-        );
-      }
+      await this.store.addCounts(counters);
+      await this.store.addAtmSamples(atm);
+      await this.store.addHttpSamples(http);
       this.storeProblemLogged = false;
     } catch (error) {
       // Counts wait for the next flush (merged, still bounded); samples are only samples.
@@ -261,9 +242,7 @@ export class RefusedTraffic {
   private async prune(): Promise<void> {
     const days = this.settings.retentionDays;
     try {
-      for (const [table, column] of [['refused_traffic_minute', 'minute'], ['atm_refused_message', 'received_at'], ['http_refused_request', 'received_at']]) {
-        await this.dataSource.query(`DELETE FROM ${table} WHERE ${column} < now() - make_interval(days => $1)`, [days]);
-      }
+      await this.store.pruneOlderThan(days);
     } catch (error) {
       this.log.emit('warn', 'could not prune refused traffic; trying again in an hour', { error });
     }

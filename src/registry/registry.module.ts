@@ -11,6 +11,7 @@ import { Transactions } from '../database/sql';
 import { OpsModule } from '../ops/ops.module';
 import { GatewayMetrics } from '../ops/gateway-metrics';
 import { ActivationResultsConsumer } from '../activation/activation-results-consumer';
+import { ActivationRepository } from '../activation/activation.repository';
 
 /** The identity core's streams: registrations (5.2) and activation results (5.3). */
 @Module({
@@ -27,7 +28,15 @@ import { ActivationResultsConsumer } from '../activation/activation-results-cons
       provide: ActivationResultsConsumer,
       inject: [KafkaConnection, Store, OutboxRelay, GatewayConfig, GatewayMetrics, JsonLogger],
       useFactory: (kafka: KafkaConnection, store: Store, relay: OutboxRelay, config: GatewayConfig, metrics: GatewayMetrics, logger: JsonLogger) =>
-        new ActivationResultsConsumer(kafka.kafka, store.dataSource, () => relay.notify(), config.KAFKA_CONSUMER_MAX_WAIT_MS, logger, (t, p, lag) => metrics.lag(t, p, lag)),
+        new ActivationResultsConsumer(
+          kafka.kafka,
+          new Transactions(store.dataSource),
+          new ActivationRepository(store.dataSource),
+          () => relay.notify(),
+          config.KAFKA_CONSUMER_MAX_WAIT_MS,
+          logger,
+          (t, p, lag) => metrics.lag(t, p, lag),
+        ),
     },
   ],
   exports: [RegistrationReadModel, RegistrationsConsumer, ActivationResultsConsumer],
