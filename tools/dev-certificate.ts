@@ -1,7 +1,8 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, KeyObject } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { CertificateInfo, issueCertificate, parseCertificateBundle, withinValidity } from '../libs/pki';
+import { CertificateInfo, parseCertificateBundle, withinValidity } from '../libs/pki';
+import { issueCertificate } from '../libs/pki/certificate-builder';
 import { projectRoot } from '../src/common/project-root';
 import { ConfigurationError, loadConfig } from '../src/config/gateway-config';
 import { UsageError } from './options';

@@ -8,7 +8,7 @@
 import { generateKeyPairSync, KeyObject } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { issueCertificate } from '../libs/pki';
+import { issueCertificate } from '../libs/pki/certificate-builder';
 import { projectRoot } from '../src/common/project-root';
 import { defineTool, readOptions } from './options';
 

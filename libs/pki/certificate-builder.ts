@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto';
+import { KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto';
 import * as forge from 'node-forge';
 import { KEY_USAGE_BITS, KeyUsage } from './certificate';
 
@@ -134,12 +134,4 @@ function keyUsageBits(usages: KeyUsage[]): forge.asn1.Asn1 {
   let unused = 0;
   while (unused < 7 && last && !(last & (1 << unused))) unused++;
   return asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, String.fromCharCode(unused, ...used));
-}
-
-/** Convenience for scripts and tests: PEM strings to key objects. */
-export function privateKeyFromPem(pem: string): KeyObject {
-  return createPrivateKey(pem);
-}
-export function publicKeyFromPem(pem: string): KeyObject {
-  return createPublicKey(pem);
 }

@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { signBankRequest } from '../../libs/jws';
-import { issueCertificate, parseCertificateBundle, verifyChain } from '../../libs/pki';
+import { parseCertificateBundle, verifyChain } from '../../libs/pki';
+import { issueCertificate } from '../../libs/pki/certificate-builder';
 import { GatewayError } from '../common/gateway-error';
 import { BankAuthenticator } from './bank-authenticator';
 import { BankDirectory, BankProfile } from './bank-directory';

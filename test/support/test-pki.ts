@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { BankSigningIdentity } from '../../libs/jws';
-import { issueCertificate, parseCertificateBundle } from '../../libs/pki';
+import { parseCertificateBundle } from '../../libs/pki';
+import { issueCertificate } from '../../libs/pki/certificate-builder';
 
 const DAY = 86_400_000;
 /** TSTR's ISO 8583 MAC key (hex, double-length 3DES). */
