@@ -1,7 +1,6 @@
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import { createPrivateKey } from 'node:crypto';
-import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { parseCertificateBundle } from '../libs/pki';
@@ -12,23 +11,14 @@ import { BankDirectory } from './banks/bank-directory';
 import { OpsRecorder } from './ops/ops-recorder';
 import { RefusedTraffic } from './ops/refused-traffic';
 import { ConfigurationError, GatewayConfig } from './config/gateway-config';
-import { projectRoot } from './common/project-root';
 import { JsonLogger } from './logging/json-logger';
 import { ReadinessIndicators } from './ops/readiness';
 import { AtmTransport } from './channels/atm/atm-transport';
 
-export const DEVELOPMENT_SIGNING_KEY = join(projectRoot(), 'config/pki/dev/gateway-signing.key.pem');
-export const DEVELOPMENT_SIGNING_CERT = join(projectRoot(), 'config/pki/dev/gateway-signing.cert.pem');
-
-/** The gateway's own signing identity: GATEWAY_SIGNING_KEY/CERT, or the development pair with a warning. */
-export function loadResponseSigner(config: GatewayConfig, logger: JsonLogger): ResponseSigner {
-  let keyPath = config.GATEWAY_SIGNING_KEY;
-  let certPath = config.GATEWAY_SIGNING_CERT;
-  if (!keyPath || !certPath) {
-    keyPath = DEVELOPMENT_SIGNING_KEY;
-    certPath = DEVELOPMENT_SIGNING_CERT;
-    logger.emit('warn', 'GATEWAY_SIGNING_KEY/GATEWAY_SIGNING_CERT are unset: responses are signed with the development key, for development only');
-  }
+/** The gateway's own signing identity: GATEWAY_SIGNING_KEY/CERT (the development pair when unset, see loadConfig). */
+export function loadResponseSigner(config: GatewayConfig): ResponseSigner {
+  const keyPath = config.GATEWAY_SIGNING_KEY;
+  const certPath = config.GATEWAY_SIGNING_CERT;
   let privateKey;
   try {
     privateKey = createPrivateKey(readFileSync(keyPath, 'utf8'));
@@ -51,7 +41,7 @@ export function loadResponseSigner(config: GatewayConfig, logger: JsonLogger): R
  */
 export async function createGateway(config: GatewayConfig, logger: JsonLogger): Promise<NestFastifyApplication> {
   JsonLogger.setLevel(config.LOG_LEVEL);
-  const signer = loadResponseSigner(config, logger);
+  const signer = loadResponseSigner(config);
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, logger),
     createHttpAdapter(signer, { requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS, headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS }, logger),

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   logProcessWarnings(logger);
   let config;
   try {
-    config = loadConfig();
+    config = loadConfig(process.env, logger);
   } catch (error) {
     logger.emit('error', (error as Error).message);
     process.exit(78); // EX_CONFIG

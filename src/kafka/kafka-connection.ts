@@ -4,7 +4,7 @@ import { CompressionTypes, Kafka, KafkaConfig, logLevel, LogEntry, SASLOptions }
 import { parseCertificateBundle } from '../../libs/pki';
 import { ConfigurationError, GatewayConfig } from '../config/gateway-config';
 import { JsonLogger } from '../logging/json-logger';
-import { DevelopmentBroker } from './development-broker';
+import type { DevelopmentCluster, DevelopmentInfrastructure } from '../development-infrastructure';
 
 /** What of the kafkajs client comes from configuration (the brokers and logging are the caller's). */
 export type KafkaClientOptions = Required<Pick<KafkaConfig, 'clientId' | 'connectionTimeout' | 'requestTimeout' | 'retry'>> & Pick<KafkaConfig, 'ssl' | 'sasl'>;
@@ -65,19 +65,23 @@ export function producerCompression(config: GatewayConfig): CompressionTypes {
   return config.KAFKA_COMPRESSION === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
 }
 
-/** The Kafka cluster: KAFKA_BROKERS, or the development broker started here when it is unset. */
+/**
+ * The Kafka cluster: KAFKA_BROKERS, or the development broker started here
+ * when it is unset (through the development infrastructure, which is loaded
+ * only then).
+ */
 export class KafkaConnection {
   private constructor(
     readonly kafka: Kafka,
     readonly brokers: string[],
-    readonly developmentBroker: DevelopmentBroker | null,
+    readonly developmentBroker: DevelopmentCluster | null,
     private readonly brokersFile: string | null,
   ) {}
 
-  static async open(config: GatewayConfig, logger: JsonLogger): Promise<KafkaConnection> {
+  static async open(config: GatewayConfig, logger: JsonLogger, development: DevelopmentInfrastructure | null = null): Promise<KafkaConnection> {
     // Read (and refused) before a development broker is started for nothing.
     const options = kafkaClientOptions(config);
-    let developmentBroker: DevelopmentBroker | null = null;
+    let developmentBroker: DevelopmentCluster | null = null;
     let brokersFile: string | null = null;
     let brokers = config.KAFKA_BROKERS?.split(',');
     if (!brokers) {
@@ -85,7 +89,8 @@ export class KafkaConnection {
       if (options.ssl || options.sasl) {
         throw new ConfigurationError('KAFKA_SSL, KAFKA_SSL_CA_FILE and KAFKA_SASL_MECHANISM need KAFKA_BROKERS: the development broker speaks neither TLS nor SASL');
       }
-      developmentBroker = await DevelopmentBroker.start();
+      if (!development) throw new Error('KAFKA_BROKERS is unset, and the development infrastructure (the development broker) is not loaded');
+      developmentBroker = await development.startBroker();
       brokers = developmentBroker.brokers;
       // Its port is random: written down so `npm run simulate` (the identity core's stand-in) can find it.
       mkdirSync(config.DATA_DIR, { recursive: true });
