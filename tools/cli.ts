@@ -2,15 +2,20 @@ import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseCertificateBundle } from '../libs/pki';
+import { ActivationTraceRepository } from '../src/banks/activation-trace.repository';
+import { BankRepository } from '../src/banks/bank.repository';
 import { BankRegistryAdmin, RegistryChangeError } from '../src/banks/bank-registry-admin';
 import { keyEncryptionKey } from '../src/banks/banks.module';
 import { ConfigurationError, GatewayConfig, loadConfig } from '../src/config/gateway-config';
 import { createDataSource } from '../src/database/data-source';
+import { Transactions } from '../src/database/sql';
 import { EMBEDDED_DATABASE_URL_FILE } from '../src/database/store';
 import { JsonLogger } from '../src/logging/json-logger';
 import { DataSource } from 'typeorm';
 import { listInstances } from '../src/instances/instance-registry';
+import { InstanceRepository } from '../src/instances/instance.repository';
 import { OutboxAdmin } from '../src/outbox/outbox-admin';
+import { OutboxRepository } from '../src/outbox/outbox.repository';
 import { issueDevelopmentCertificate, SIGNING_ALGORITHMS, SigningAlgorithm } from './dev-certificate';
 import { defineTool, exitWith, fromWorkingDirectory, hanging, OptionSpecs, readOptions, reportUsageError, ToolSpec, UsageError, Values } from './options';
 
@@ -58,7 +63,7 @@ const RATE = { type: 'integer', value: 'N', min: 1, expects: 'a whole number of 
 
 const COMMANDS: Command[] = [
   command('instances list', 'the gateway instances sharing this database: alive or gone, their relay slots and consumer partitions', {}, async ({ dataSource }) => {
-    const instances = await listInstances(dataSource);
+    const instances = await listInstances(new InstanceRepository(dataSource));
     table(
       ['instance', 'host', 'pid', 'state', 'heartbeat', 'relay slots', 'partitions'],
       instances.map((i) => [
@@ -77,7 +82,7 @@ const COMMANDS: Command[] = [
     'events Kafka kept refusing (unknown topic, record too large...), parked with the reason; later events of the same key wait behind them',
     { limit: { type: 'integer', value: 'N', min: 1, default: 100, help: 'how many, oldest first' } },
     async ({ dataSource }, o) => {
-      const parked = await new OutboxAdmin(dataSource).parked(o.limit);
+      const parked = await new OutboxAdmin(new OutboxRepository(dataSource)).parked(o.limit);
       table(
         ['id', 'topic', 'key', 'type', 'attempts', 'waiting behind', 'parked at', 'reason'],
         parked.map((p) => [p.id, p.topic, p.key, p.type ?? '-', String(p.attempts), String(p.waitingBehind), p.parkedAt, p.reason ?? '-']),
@@ -95,7 +100,7 @@ const COMMANDS: Command[] = [
       if (!o.all && !o.id) throw new RegistryChangeError('--id or --all is required');
       const ids = o.all ? 'all' : list(o.id!);
       if (ids !== 'all' && ids.some((id) => !/^[0-9]+$/.test(id))) throw new RegistryChangeError('--id takes event ids (whole numbers) from outbox parked');
-      const count = await new OutboxAdmin(dataSource).requeue(ids);
+      const count = await new OutboxAdmin(new OutboxRepository(dataSource)).requeue(ids);
       out(`${count} parked event${count === 1 ? '' : 's'} re-queued; the relay publishes ${count === 1 ? 'it' : 'them'} within a second or two`);
     },
     '(--id ID[,ID...] | --all)',
@@ -304,7 +309,7 @@ async function execute(command: Command, values: Record<string, unknown>): Promi
     const dataSource = createDataSource(databaseUrl(config), 2);
     await dataSource.initialize();
     try {
-      await command.run({ admin: new BankRegistryAdmin(dataSource, anchors, keyEncryptionKey(config, logger), operator), dataSource }, values);
+      await command.run({ admin: new BankRegistryAdmin(new BankRepository(dataSource), new ActivationTraceRepository(dataSource), new Transactions(dataSource), anchors, keyEncryptionKey(config), operator), dataSource }, values);
       return 0;
     } finally {
       await dataSource.destroy();

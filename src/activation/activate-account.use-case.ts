@@ -8,7 +8,7 @@ import { OpsRecorder } from '../ops/ops-recorder';
 import { RequestHandled, requestHandledEvent } from '../ops/request-handled';
 import { SubjectHasher } from '../ops/subject-hasher';
 import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
-import { appendToOutbox } from '../outbox/outbox-writer';
+import { appendToOutbox } from '../outbox/outbox.repository';
 import { RegistrationReadModel } from '../registry/registration-read-model';
 import { ActivationStatus, Channel, Decision, DecisionReason } from './activation.types';
 import { ActivationRepository } from './activation.repository';

@@ -6,7 +6,7 @@ import { EVENT_TYPES, TOPICS } from '../kafka/topics';
 import { JsonLogger } from '../logging/json-logger';
 import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
 import { deadLetter } from '../outbox/dead-letter';
-import { appendToOutbox } from '../outbox/outbox-writer';
+import { appendToOutbox } from '../outbox/outbox.repository';
 import { ActivationResult, parseActivationResult } from './activation-result';
 import { ActivationRepository } from './activation.repository';
 

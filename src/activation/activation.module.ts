@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
 import { GatewayConfig } from '../config/gateway-config';
 import { Store } from '../database/store';
-import { JsonLogger } from '../logging/json-logger';
 import { SubjectHasher } from '../ops/subject-hasher';
 import { OutboxModule } from '../outbox/outbox.module';
 import { OpsModule } from '../ops/ops.module';
@@ -15,20 +14,11 @@ import { RegistryModule } from '../registry/registry.module';
 import { RegistrationReadModel } from '../registry/registration-read-model';
 import { AdviseReversal } from './advise-reversal.use-case';
 
-export const DEVELOPMENT_SUBJECT_HASH_KEY = 'development-only-subject-hash-key-not-for-production';
-
 @Module({
   imports: [OutboxModule, OpsModule, RegistryModule],
   providers: [
-    {
-      provide: SubjectHasher,
-      inject: [GatewayConfig, JsonLogger],
-      useFactory: (config: GatewayConfig, logger: JsonLogger) => {
-        if (!config.SUBJECT_HASH_KEY) logger.emit('warn', 'SUBJECT_HASH_KEY is unset: ops events use a development key, for development only');
-        return new SubjectHasher(config.SUBJECT_HASH_KEY ?? DEVELOPMENT_SUBJECT_HASH_KEY);
-      },
-    },
-    { provide: Transactions, inject: [Store], useFactory: (store: Store) => new Transactions(store.dataSource) },
+    // The configuration hands out the key, or the development one (with its warning, given once at start).
+    { provide: SubjectHasher, inject: [GatewayConfig], useFactory: (config: GatewayConfig) => new SubjectHasher(config.SUBJECT_HASH_KEY) },
     { provide: ActivationRepository, inject: [Store], useFactory: (store: Store) => new ActivationRepository(store.dataSource) },
     {
       provide: ActivateAccount,

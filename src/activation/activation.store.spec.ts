@@ -8,7 +8,7 @@ import { StoreSession, Transactions } from '../database/sql';
 import { JsonLogger } from '../logging/json-logger';
 import { GatewayMetrics } from '../ops/gateway-metrics';
 import { OpsRecorder } from '../ops/ops-recorder';
-import { appendToOutbox } from '../outbox/outbox-writer';
+import { appendToOutbox } from '../outbox/outbox.repository';
 import { SubjectHasher } from '../ops/subject-hasher';
 import { RegistrationReadModel } from '../registry/registration-read-model';
 import { ActivateAccount, ActivateAccountCommand, ActivationRecord } from './activate-account.use-case';

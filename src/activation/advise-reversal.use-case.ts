@@ -2,7 +2,7 @@ import { GatewayError, isStoreUnavailable } from '../common/gateway-error';
 import { Sql, Transactions } from '../database/sql';
 import { EVENT_TYPES, TOPICS } from '../kafka/topics';
 import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
-import { appendToOutbox } from '../outbox/outbox-writer';
+import { appendToOutbox } from '../outbox/outbox.repository';
 import { ActivationRepository, ReversedActivation } from './activation.repository';
 
 export type ReversalResult = 'REVERSED' | 'ALREADY_REVERSED' | 'NOT_ACCEPTED' | 'PENDING';

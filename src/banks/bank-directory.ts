@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
-import { DataSource } from 'typeorm';
 import { openSecret, sealSecret } from '../../libs/keys';
 import { CertificateInfo, parseCertificateBundle, verifyChain } from '../../libs/pki';
 import { Channel } from '../activation/activation.types';
+import { Transactions } from '../database/sql';
 import { JsonLogger } from '../logging/json-logger';
+import { BankRepository, NewCertificate } from './bank.repository';
 import { BankFileEntry } from './bank-registry-file';
 
 export const BANKS_FILE_SOURCE = 'BANKS_FILE';
@@ -43,7 +44,8 @@ export class BankDirectory {
   private watcher: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly registry: BankRepository,
+    private readonly transactions: Transactions,
     private readonly trustAnchors: CertificateInfo[],
     /** KEY_ENCRYPTION_KEY: MAC keys are sealed under it in the store. */
     private readonly keyEncryptionKey: Buffer,
@@ -70,8 +72,7 @@ export class BankDirectory {
   }
 
   private async reloadIfChanged(): Promise<void> {
-    const [{ newest }] = await this.dataSource.query(`SELECT coalesce(max(id), 0)::text AS newest FROM registry_audit`);
-    if (newest !== this.seenChange) await this.reload();
+    if ((await this.registry.newestChange()) !== this.seenChange) await this.reload();
   }
 
   get(code: string): BankProfile | undefined {
@@ -96,77 +97,62 @@ export class BankDirectory {
    * are stored sealed under the key-encryption key.
    */
   async syncFromFile(entries: BankFileEntry[]): Promise<void> {
-    const source = BANKS_FILE_SOURCE;
-    await this.dataSource.transaction(async (db) => {
-      const cliManaged = new Set(((await db.query(`SELECT code FROM bank WHERE managed_by = 'CLI'`)) as { code: string }[]).map((r) => r.code));
+    await this.transactions.run(async (tx) => {
+      const cliManaged = new Set(await this.registry.codesManagedBy(tx, 'CLI'));
       const ignored = entries.filter((b) => cliManaged.has(b.code)).map((b) => b.code);
       if (ignored.length) this.log.emit('warn', 'BANKS_FILE entries ignored: these banks are managed with the operator CLI', { banks: ignored });
       const fileBanks = entries.filter((b) => !cliManaged.has(b.code));
-      const removed: { code: string }[] = await db.query(`SELECT code FROM bank WHERE managed_by = 'BANKS_FILE' AND NOT (code = ANY($1::varchar[]))`, [entries.map((b) => b.code)]);
+      const removed = await this.registry.fileBanksNotIn(tx, entries.map((b) => b.code));
       if (removed.length) {
-        const codes = removed.map((r) => r.code);
-        await db.query(`DELETE FROM bank_certificate WHERE bank_code = ANY($1::varchar[])`, [codes]);
-        await db.query(`DELETE FROM bank WHERE code = ANY($1::varchar[])`, [codes]);
-        this.log.emit('warn', 'banks no longer in BANKS_FILE were removed with their certificates', { banks: codes });
+        await this.registry.remove(tx, removed);
+        this.log.emit('warn', 'banks no longer in BANKS_FILE were removed with their certificates', { banks: removed });
       }
       for (const bank of fileBanks) {
         const macKeySealed = bank.macKey ? sealSecret(this.keyEncryptionKey, Buffer.from(bank.macKey, 'hex'), bank.code) : null;
-        await db.query(
-          `INSERT INTO bank (code, name, channels, acquirer_ids, rate_limit_per_second, mac_key_sealed)
-           VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT (code) DO UPDATE SET name = $2, channels = $3, acquirer_ids = $4, rate_limit_per_second = $5, mac_key_sealed = $6, updated_at = now()`,
-          [bank.code, bank.name, bank.channels, bank.acquirerIds, bank.rateLimitPerSecond, macKeySealed],
-        );
+        await this.registry.upsertFromFile(tx, { code: bank.code, name: bank.name, channels: bank.channels, acquirerIds: bank.acquirerIds, rateLimitPerSecond: bank.rateLimitPerSecond, macKeySealed });
         const thumbprints: string[] = [];
         for (const file of bank.certificateFiles) {
-          let pem: string;
-          let leaf: CertificateInfo | undefined;
-          try {
-            pem = readFileSync(file, 'utf8');
-            leaf = parseCertificateBundle(pem)[0];
-          } catch (error) {
-            this.log.emit('warn', 'bank certificate file cannot be read; skipped', { bank: bank.code, file, error: (error as Error).message });
-            continue;
-          }
-          if (!leaf) {
-            this.log.emit('warn', 'bank certificate file holds no certificate; skipped', { bank: bank.code, file });
-            continue;
-          }
-          thumbprints.push(leaf.thumbprint);
-          await db.query(
-            `INSERT INTO bank_certificate (thumbprint, bank_code, pem, subject, not_before, not_after, source)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (thumbprint) DO UPDATE SET bank_code = $2, pem = $3, subject = $4, not_before = $5, not_after = $6, source = $7`,
-            [leaf.thumbprint, bank.code, pem, leaf.subject, leaf.notBefore, leaf.notAfter, source],
-          );
+          const certificate = this.readCertificateFile(bank.code, file);
+          if (!certificate) continue;
+          thumbprints.push(certificate.thumbprint);
+          await this.registry.upsertCertificate(tx, certificate);
         }
-        const dropped: unknown[] = await db.query(
-          `WITH dropped AS (DELETE FROM bank_certificate WHERE bank_code = $1 AND source = $3 AND NOT (thumbprint = ANY($2::varchar[])) RETURNING thumbprint)
-           SELECT thumbprint FROM dropped`,
-          [bank.code, thumbprints, source],
-        );
-        if (dropped.length) this.log.emit('warn', 'certificates no longer in BANKS_FILE were removed', { bank: bank.code, count: dropped.length });
+        const dropped = await this.registry.removeCertificatesNotIn(tx, bank.code, BANKS_FILE_SOURCE, thumbprints);
+        if (dropped) this.log.emit('warn', 'certificates no longer in BANKS_FILE were removed', { bank: bank.code, count: dropped });
       }
       // Every instance reloads on a new audit entry; so does this one, after the start-up reload.
-      await db.query(`INSERT INTO registry_audit (operator, action, details) VALUES ('gateway', 'banks-file-loaded', $1)`, [
-        JSON.stringify({ banks: fileBanks.map((b) => b.code), ignored }),
-      ]);
+      await this.registry.recordChange(tx, { operator: 'gateway', action: 'banks-file-loaded', bankCode: null, details: { banks: fileBanks.map((b) => b.code), ignored } });
     });
+  }
+
+  /** A certificate file of BANKS_FILE as it is registered; null, with a warning, when it cannot be used. */
+  private readCertificateFile(bankCode: string, file: string): NewCertificate | null {
+    let pem: string;
+    let leaf: CertificateInfo | undefined;
+    try {
+      pem = readFileSync(file, 'utf8');
+      leaf = parseCertificateBundle(pem)[0];
+    } catch (error) {
+      this.log.emit('warn', 'bank certificate file cannot be read; skipped', { bank: bankCode, file, error: (error as Error).message });
+      return null;
+    }
+    if (!leaf) {
+      this.log.emit('warn', 'bank certificate file holds no certificate; skipped', { bank: bankCode, file });
+      return null;
+    }
+    return { thumbprint: leaf.thumbprint, bankCode, pem, subject: leaf.subject, notBefore: leaf.notBefore, notAfter: leaf.notAfter, source: BANKS_FILE_SOURCE };
   }
 
   /** Rebuilds the in-memory directory from the store. */
   async reload(now = new Date()): Promise<void> {
     // Read before the registry, so a change made while reloading is seen at the next check.
-    const [{ newest }] = await this.dataSource.query(`SELECT coalesce(max(id), 0)::text AS newest FROM registry_audit`);
-    const banks: { code: string; name: string; channels: Channel[]; acquirer_ids: string[]; rate_limit_per_second: number; mac_key_sealed: string | null }[] =
-      await this.dataSource.query(`SELECT code, name, channels, acquirer_ids, rate_limit_per_second, mac_key_sealed FROM bank`);
-    const certificates: { thumbprint: string; bank_code: string; pem: string }[] = await this.dataSource.query(
-      `SELECT thumbprint, bank_code, pem FROM bank_certificate WHERE revoked_at IS NULL`,
-    );
+    const newest = await this.registry.newestChange();
+    const banks = await this.registry.allBanks();
+    const certificates = await this.registry.certificatesInUse();
     const next = new Map<string, BankProfile>();
     for (const bank of banks) {
       const registered = new Map<string, RegisteredCertificate>();
-      for (const row of certificates.filter((c) => c.bank_code === bank.code)) {
+      for (const row of certificates.filter((c) => c.bankCode === bank.code)) {
         const certificate = this.assess(bank.code, row.pem, now);
         if (certificate) registered.set(certificate.info.thumbprint, certificate);
       }
@@ -174,10 +160,10 @@ export class BankDirectory {
         code: bank.code,
         name: bank.name,
         channels: new Set(bank.channels),
-        acquirerIds: bank.acquirer_ids,
-        rateLimitPerSecond: bank.rate_limit_per_second,
+        acquirerIds: bank.acquirerIds,
+        rateLimitPerSecond: bank.rateLimitPerSecond,
         certificates: registered,
-        macKey: this.openMacKey(bank.code, bank.mac_key_sealed),
+        macKey: this.openMacKey(bank.code, bank.macKeySealed),
       });
     }
     this.banks = next;

@@ -3,31 +3,31 @@ import { Module } from '@nestjs/common';
 import { parseCertificateBundle } from '../../libs/pki';
 import { GatewayConfig } from '../config/gateway-config';
 import { ConfigurationError } from '../config/gateway-config';
+import { Transactions } from '../database/sql';
 import { Store } from '../database/store';
 import { JsonLogger } from '../logging/json-logger';
 import { BankAuthenticator } from './bank-authenticator';
 import { BankDirectory } from './bank-directory';
 import { readBankRegistryFile } from './bank-registry-file';
-import { PostgresRateBudget, RateLimiter } from './rate-limiter';
+import { BankRepository } from './bank.repository';
+import { RateBudgetRepository } from './rate-budget.repository';
+import { RateLimiter } from './rate-limiter';
 import { InstanceRegistry } from '../instances/instance-registry';
 
-/** Published in this repository: it only goes with the embedded database (the configuration refuses it otherwise). */
-export const DEVELOPMENT_KEY_ENCRYPTION_KEY = Buffer.from('development-only-key-encryption!', 'utf8');
-
-/** KEY_ENCRYPTION_KEY, or the development key with a warning. */
-export function keyEncryptionKey(config: GatewayConfig, logger: JsonLogger): Buffer {
-  if (config.KEY_ENCRYPTION_KEY) return Buffer.from(config.KEY_ENCRYPTION_KEY, 'hex');
-  logger.emit('warn', 'KEY_ENCRYPTION_KEY is unset: MAC keys are sealed with a development key, for development only');
-  return DEVELOPMENT_KEY_ENCRYPTION_KEY;
+/** KEY_ENCRYPTION_KEY as bytes (the configuration hands out the development key, with its warning, when it is unset). */
+export function keyEncryptionKey(config: GatewayConfig): Buffer {
+  return Buffer.from(config.KEY_ENCRYPTION_KEY, 'hex');
 }
 
 /** Partner banks: the registry (BANKS_FILE and the operator CLI), their certificates, authentication and rate limits. */
 @Module({
   providers: [
+    { provide: BankRepository, inject: [Store], useFactory: (store: Store) => new BankRepository(store.dataSource) },
+    { provide: RateBudgetRepository, inject: [Store], useFactory: (store: Store) => new RateBudgetRepository(store.dataSource) },
     {
       provide: BankDirectory,
-      inject: [GatewayConfig, Store, JsonLogger],
-      useFactory: async (config: GatewayConfig, store: Store, logger: JsonLogger) => {
+      inject: [GatewayConfig, BankRepository, Transactions, JsonLogger],
+      useFactory: async (config: GatewayConfig, registry: BankRepository, transactions: Transactions, logger: JsonLogger) => {
         let anchors;
         try {
           anchors = parseCertificateBundle(readFileSync(config.TRUST_ANCHORS, 'utf8'));
@@ -35,7 +35,7 @@ export function keyEncryptionKey(config: GatewayConfig, logger: JsonLogger): Buf
           throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} cannot be read as a PEM bundle: ${(error as Error).message}`);
         }
         if (anchors.length === 0) throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} holds no certificate`);
-        const directory = new BankDirectory(store.dataSource, anchors, keyEncryptionKey(config, logger), logger);
+        const directory = new BankDirectory(registry, transactions, anchors, keyEncryptionKey(config), logger);
         await directory.syncFromFile(readBankRegistryFile(config.BANKS_FILE));
         await directory.reload();
         return directory;
@@ -48,8 +48,8 @@ export function keyEncryptionKey(config: GatewayConfig, logger: JsonLogger): Buf
     },
     {
       provide: RateLimiter,
-      inject: [Store, InstanceRegistry],
-      useFactory: (store: Store, instances: InstanceRegistry) => new RateLimiter(new PostgresRateBudget(store.dataSource), () => instances.live),
+      inject: [RateBudgetRepository, InstanceRegistry],
+      useFactory: (budget: RateBudgetRepository, instances: InstanceRegistry) => new RateLimiter(budget, () => instances.live),
     },
   ],
   exports: [BankDirectory, BankAuthenticator, RateLimiter],

@@ -52,7 +52,7 @@ describe('TokenBucket', () => {
   });
 });
 
-/** A budget shared by several limiters (instances), refilled on the same test clock: what PostgresRateBudget does in SQL. */
+/** A budget shared by several limiters (instances), refilled on the same test clock: what RateBudgetRepository does in SQL. */
 class SharedBudget implements RateBudget {
   leases = 0;
   failing = false;

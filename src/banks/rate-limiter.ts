@@ -1,5 +1,3 @@
-import { DataSource } from 'typeorm';
-
 /**
  * A token bucket per bank: `perSecond` tokens a second, bursts up to one
  * second's worth. A refused request takes nothing, so a bank that keeps
@@ -23,41 +21,10 @@ export class TokenBucket {
   }
 }
 
-/** The deployment-wide budget of each bank, from which instances lease tokens in blocks. */
+/** The deployment-wide budget of each bank, from which instances lease tokens in blocks (RateBudgetRepository in the store). */
 export interface RateBudget {
   /** Takes up to `wanted` whole tokens from the bank's budget; says how many, and what was there before. */
   lease(bankCode: string, perSecond: number, wanted: number): Promise<{ granted: number; available: number }>;
-}
-
-/**
- * The budget as one row per bank in PostgreSQL (`bank_rate_budget`), a
- * token bucket refilled from the database's clock, so every instance draws
- * from the same bucket whatever their clocks and however the load balancer
- * spreads a bank's traffic.
- */
-export class PostgresRateBudget implements RateBudget {
-  constructor(private readonly dataSource: DataSource) {}
-
-  async lease(bankCode: string, perSecond: number, wanted: number): Promise<{ granted: number; available: number }> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const rows: Array<{ granted: number; available: number }> = await this.dataSource.query(
-        `WITH current AS (
-           SELECT least($2::float8, tokens + $2::float8 * extract(epoch FROM clock_timestamp() - refilled_at)) AS available
-             FROM bank_rate_budget WHERE bank_code = $1 FOR UPDATE),
-         lease AS (SELECT available, least($3::float8, greatest(0, floor(available))) AS granted FROM current),
-         taken AS (
-           UPDATE bank_rate_budget SET tokens = lease.available - lease.granted, refilled_at = clock_timestamp()
-             FROM lease WHERE bank_code = $1
-           RETURNING lease.granted::float8 AS granted, lease.available::float8 AS available)
-         SELECT granted, available FROM taken`,
-        [bankCode, perSecond, wanted],
-      );
-      if (rows.length) return { granted: Number(rows[0].granted), available: Number(rows[0].available) };
-      // A bank's first request anywhere: its budget starts full, as a bucket does.
-      await this.dataSource.query(`INSERT INTO bank_rate_budget (bank_code, tokens, refilled_at) VALUES ($1, $2, clock_timestamp()) ON CONFLICT DO NOTHING`, [bankCode, perSecond]);
-    }
-    throw new Error(`no rate budget row for ${bankCode}`);
-  }
 }
 
 /** Leased tokens not spent within this are dropped, so an instance never sits on budget it does not use. */

@@ -1,9 +1,4 @@
 import { DataSource } from 'typeorm';
-import { ActivationRequestEntity } from '../activation/activation-request.entity';
-import { BankCertificateEntity } from '../banks/bank-certificate.entity';
-import { BankEntity } from '../banks/bank.entity';
-import { OutboxEventEntity } from '../outbox/outbox-event.entity';
-import { RegistrationEntity } from '../registry/registration.entity';
 import { InitialSchema1763870400000 } from './migrations/1763870400000-initial-schema';
 import { AtmChannel1763874000000 } from './migrations/1763874000000-atm-channel';
 import { ActivationResults1763877600000 } from './migrations/1763877600000-activation-results';
@@ -13,15 +8,17 @@ import { RegistryManagement1763906400000 } from './migrations/1763906400000-regi
 import { ActiveActive1764000000001 } from './migrations/1764000000001-active-active';
 import { RefusedTraffic1764100000000 } from './migrations/1764100000000-refused-traffic';
 
-export const ENTITIES = [BankEntity, BankCertificateEntity, RegistrationEntity, ActivationRequestEntity, OutboxEventEntity];
 export const MIGRATIONS = [InitialSchema1763870400000, AtmChannel1763874000000, ActivationResults1763877600000, PendingReversals1763881200000, ActivationResultOnce1763884800000, RegistryManagement1763906400000, ActiveActive1764000000001, RefusedTraffic1764100000000];
 
-/** Schema comes from migrations only; `synchronize` stays off. */
+/**
+ * The schema is the migrations', written by hand; the repositories are plain
+ * SQL on it (docs/architecture.md). No entities, so nothing can drift from
+ * the schema, and `synchronize` stays off.
+ */
 export function createDataSource(url: string, poolSize: number): DataSource {
   return new DataSource({
     type: 'postgres',
     url,
-    entities: ENTITIES,
     migrations: MIGRATIONS,
     migrationsTableName: 'schema_migration',
     synchronize: false,
@@ -30,5 +27,3 @@ export function createDataSource(url: string, poolSize: number): DataSource {
   });
 }
 
-/** For the TypeORM CLI (`npm run migration:generate`). */
-export default createDataSource(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/absher_gateway', 4);

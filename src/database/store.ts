@@ -6,7 +6,7 @@ import { GatewayConfig, ServiceUnreachableError } from '../config/gateway-config
 import { JsonLogger } from '../logging/json-logger';
 import { createDataSource } from './data-source';
 import { DataDirLock } from './data-dir-lock';
-import { EmbeddedPostgres } from './embedded-postgres';
+import type { DevelopmentInfrastructure, EmbeddedDatabase } from '../development-infrastructure';
 
 /** In DATA_DIR while the embedded database runs: its loopback address (the operator CLI connects there). */
 export const EMBEDDED_DATABASE_URL_FILE = 'database-url';
@@ -20,14 +20,15 @@ export const EMBEDDED_DATABASE_URL_FILE = 'database-url';
 export const MIGRATIONS_ADVISORY_LOCK = '4711455052398742855';
 
 /**
- * The PostgreSQL store: DATABASE_URL, or embedded PGlite when it is unset.
- * Migrations run at start.
+ * The PostgreSQL store: DATABASE_URL, or embedded PGlite when it is unset
+ * (started through the development infrastructure, which is loaded only
+ * then). Migrations run at start.
  */
 export class Store {
   private constructor(
     readonly dataSource: DataSource,
     readonly description: string,
-    private readonly embedded: EmbeddedPostgres | null,
+    private readonly embedded: EmbeddedDatabase | null,
     /** DATA_DIR, held while the embedded database runs in it. */
     private readonly dataDirLock: DataDirLock | null,
     /** Where the embedded database's address is written while it runs, for the operator CLI. */
@@ -44,18 +45,19 @@ export class Store {
     return config.DATABASE_URL ? null : DataDirLock.acquire(config.DATA_DIR, logger);
   }
 
-  static async open(config: GatewayConfig, logger: JsonLogger): Promise<Store> {
+  static async open(config: GatewayConfig, logger: JsonLogger, development: DevelopmentInfrastructure | null = null): Promise<Store> {
     const dataDirLock = Store.claimDataDir(config, logger);
-    let embedded: EmbeddedPostgres | null = null;
+    let embedded: EmbeddedDatabase | null = null;
     let dataSource: DataSource | null = null;
     try {
       let url = config.DATABASE_URL;
       let poolSize = config.DATABASE_POOL_SIZE;
       if (!url) {
+        if (!development) throw new Error('DATABASE_URL is unset, and the development infrastructure (the embedded database) is not loaded');
         const dir = resolve(config.DATA_DIR, 'pglite');
-        embedded = await EmbeddedPostgres.start(dir);
+        embedded = await development.startDatabase(dir);
         url = embedded.url;
-        poolSize = EmbeddedPostgres.POOL_SIZE;
+        poolSize = embedded.poolSize;
         logger.emit('warn', 'DATABASE_URL is unset: using embedded PostgreSQL (PGlite), for development only', { dataDir: dir });
       }
       dataSource = createDataSource(url, poolSize);
@@ -84,6 +86,11 @@ export class Store {
       dataDirLock?.release();
       throw error;
     }
+  }
+
+  /** Whether the store answers: one round trip. */
+  async ping(): Promise<void> {
+    await this.dataSource.query('SELECT 1');
   }
 
   async close(): Promise<void> {

@@ -1,23 +1,14 @@
 import { hostname } from 'node:os';
-import { DataSource } from 'typeorm';
 import { JsonLogger } from '../logging/json-logger';
+import { InstanceRepository, InstanceView } from './instance.repository';
+
+export type { InstanceView } from './instance.repository';
 
 /** An instance whose heartbeat is older than this no longer counts among those sharing the work. */
 export const INSTANCE_STALE_SECONDS = 5;
 const HEARTBEAT_MS = 1000;
 /** Rows of instances gone this long are removed; until then the CLI shows them as gone. */
 const FORGET_AFTER_SECONDS = 3600;
-
-export interface InstanceView {
-  instanceId: string;
-  host: string;
-  pid: number;
-  startedAt: string;
-  heartbeatAt: string;
-  live: boolean;
-  relaySlots: number[];
-  partitions: Record<string, number[]>;
-}
 
 /**
  * The gateways sharing one database, as each announces itself every second
@@ -37,7 +28,7 @@ export class InstanceRegistry {
   private readonly log: JsonLogger;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly instances: InstanceRepository,
     readonly instanceId: string,
     logger: JsonLogger,
   ) {
@@ -75,24 +66,17 @@ export class InstanceRegistry {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.beating;
-    await this.dataSource.query(`DELETE FROM gateway_instance WHERE instance_id = $1`, [this.instanceId]).catch(() => undefined);
+    await this.instances.remove(this.instanceId).catch(() => undefined);
   }
 
   private async beat(): Promise<void> {
     try {
-      const [row] = await this.dataSource.query(
-        `WITH me AS (
-           INSERT INTO gateway_instance (instance_id, host, pid, started_at, heartbeat_at, relay_slots, partitions)
-           VALUES ($1, $2, $3, $4, now(), $5, $6)
-           ON CONFLICT (instance_id) DO UPDATE SET host = $2, pid = $3, started_at = $4, heartbeat_at = now(), relay_slots = $5, partitions = $6
-           RETURNING instance_id)
-         SELECT 1 + count(*)::int AS live FROM gateway_instance
-          WHERE heartbeat_at > now() - make_interval(secs => $7) AND instance_id <> (SELECT instance_id FROM me)`,
-        [this.instanceId, hostname(), process.pid, this.startedAt, this.relaySlots, JSON.stringify(Object.fromEntries(this.partitions)), INSTANCE_STALE_SECONDS],
+      this.liveCount = await this.instances.heartbeat(
+        { instanceId: this.instanceId, host: hostname(), pid: process.pid, startedAt: this.startedAt, relaySlots: this.relaySlots, partitions: Object.fromEntries(this.partitions) },
+        INSTANCE_STALE_SECONDS,
       );
-      this.liveCount = row.live;
       if (Math.random() < 0.01) {
-        await this.dataSource.query(`DELETE FROM gateway_instance WHERE heartbeat_at < now() - make_interval(secs => $1)`, [FORGET_AFTER_SECONDS]);
+        await this.instances.forgetSilentFor(FORGET_AFTER_SECONDS);
       }
       if (this.failing) this.log.emit('info', 'instance heartbeat written again');
       this.failing = false;
@@ -105,22 +89,7 @@ export class InstanceRegistry {
   }
 }
 
-/** Every instance the table knows, live or gone, for the operator CLI. */
-export async function listInstances(dataSource: DataSource): Promise<InstanceView[]> {
-  const rows: Array<Record<string, unknown>> = await dataSource.query(
-    `SELECT instance_id, host, pid, started_at, heartbeat_at, relay_slots, partitions,
-            heartbeat_at > now() - make_interval(secs => $1) AS live
-       FROM gateway_instance ORDER BY instance_id`,
-    [INSTANCE_STALE_SECONDS],
-  );
-  return rows.map((row) => ({
-    instanceId: String(row.instance_id),
-    host: String(row.host),
-    pid: Number(row.pid),
-    startedAt: new Date(row.started_at as string).toISOString(),
-    heartbeatAt: new Date(row.heartbeat_at as string).toISOString(),
-    live: Boolean(row.live),
-    relaySlots: (row.relay_slots as number[]).map(Number),
-    partitions: row.partitions as Record<string, number[]>,
-  }));
+/** Every instance the table knows, live or gone, for the operator CLI and the /ops page. */
+export function listInstances(instances: InstanceRepository): Promise<InstanceView[]> {
+  return instances.list(INSTANCE_STALE_SECONDS);
 }

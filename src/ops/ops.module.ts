@@ -1,4 +1,7 @@
-import { appendToOutbox } from '../outbox/outbox-writer';
+import { listInstances } from '../instances/instance-registry';
+import { InstanceRepository } from '../instances/instance.repository';
+import { OutboxRepository } from '../outbox/outbox.repository';
+import { appendToOutbox } from '../outbox/outbox.repository';
 import { RefusedTrafficLog } from './refused-traffic.repository';
 import { Module } from '@nestjs/common';
 import { Store } from '../database/store';
@@ -52,7 +55,15 @@ export function countIsoConnectionsWith(counter: () => number): void {
       useFactory: (kafka: KafkaConnection, view: OpsView, config: GatewayConfig, logger: JsonLogger) =>
         new OpsViewConsumer(kafka.kafka, view, config.GATEWAY_ID, config.KAFKA_CONSUMER_MAX_WAIT_MS, logger),
     },
-    { provide: DeploymentStatus, inject: [Store], useFactory: (store: Store) => new DeploymentStatus(store.dataSource) },
+    {
+      provide: DeploymentStatus,
+      inject: [Store],
+      useFactory: (store: Store) => {
+        const instances = new InstanceRepository(store.dataSource);
+        const outbox = new OutboxRepository(store.dataSource);
+        return new DeploymentStatus({ instances: () => listInstances(instances), parkedEvents: () => outbox.parkedCount() });
+      },
+    },
     {
       provide: OpsLiveFeed,
       inject: [OpsView, OpsViewConsumer, DeploymentStatus],

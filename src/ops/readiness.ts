@@ -47,7 +47,7 @@ export class ReadinessIndicators {
   async store_(): Promise<HealthIndicatorResult> {
     const check = this.indicators.check('store');
     try {
-      await withTimeout(this.store.dataSource.query('SELECT 1'), 2000, 'no answer within 2 s');
+      await withTimeout(this.store.ping(), 2000, 'no answer within 2 s');
       return check.up();
     } catch (error) {
       return check.down({ message: (error as Error).message });

@@ -1,17 +1,9 @@
 import { CompressionTypes, Producer } from 'kafkajs';
-import { DataSource } from 'typeorm';
 import { JsonLogger } from '../logging/json-logger';
 import { STRUCTURED_MODE_HEADER_BYTES, STRUCTURED_MODE_HEADERS } from './cloud-event';
 import { refusalOf } from './kafka-refusal';
+import { HeldKey, OutboxBacklog, OutboxRepository, OutboxRow } from './outbox.repository';
 import { RelaySlots } from './relay-slots';
-
-interface PendingRow {
-  id: string;
-  topic: string;
-  message_key: string;
-  payload: string;
-  attempts: number;
-}
 
 const MAX_BATCH_BYTES = 512 * 1024;
 /** How often slots are rebalanced, held keys re-read and published rows pruned. */
@@ -20,12 +12,6 @@ const IDLE_POLL_MS = 1000;
 const PRUNE_EVERY_MS = 10_000;
 const PRUNE_CHUNK = 5000;
 const MAX_RETRY_DELAY_MS = 300_000;
-
-export interface OutboxBacklog {
-  count: number;
-  oldestAgeSeconds: number;
-  parked: number;
-}
 
 export interface OutboxRetryPolicy {
   maxAttempts: number;
@@ -59,12 +45,12 @@ export class OutboxRelay {
   private lastError: string | null = null;
   private lastRound = 0;
   private lastPrune = 0;
-  /** Keys (topic and key) waiting behind a row that is not due yet, with that row's id. */
-  private held = new Map<string, bigint>();
+  /** Keys (topic and key) waiting behind a row that is not due yet, by heldKey(), with that row's id. */
+  private held = new Map<string, HeldKey>();
   private readonly log: JsonLogger;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly outbox: OutboxRepository,
     private readonly slots: RelaySlots,
     private readonly createProducer: () => Producer,
     private readonly batchSize: number,
@@ -98,14 +84,8 @@ export class OutboxRelay {
   }
 
   /** The whole outbox, whoever's slots: what waits, how old the oldest is, and what is parked. */
-  async backlog(): Promise<OutboxBacklog> {
-    const [row] = await this.dataSource.query(
-      `SELECT count(*) FILTER (WHERE parked_at IS NULL)::int AS count,
-              count(*) FILTER (WHERE parked_at IS NOT NULL)::int AS parked,
-              coalesce(extract(epoch FROM now() - min(created_at) FILTER (WHERE parked_at IS NULL)), 0)::float AS age
-         FROM outbox_event WHERE published_at IS NULL`,
-    );
-    return { count: row.count, oldestAgeSeconds: row.age, parked: row.parked };
+  backlog(): Promise<OutboxBacklog> {
+    return this.outbox.backlog();
   }
 
   /** Publishes what is left of its slots (up to `flushTimeoutMs`), then lets its slots go and stops. */
@@ -172,15 +152,9 @@ export class OutboxRelay {
   }
 
   private async readHeldKeys(slots: number[]): Promise<void> {
-    const held = new Map<string, bigint>();
+    const held = new Map<string, HeldKey>();
     if (slots.length) {
-      const rows: Array<{ topic: string; message_key: string; id: string }> = await this.dataSource.query(
-        `SELECT topic, message_key, min(id) AS id FROM outbox_event
-          WHERE slot = ANY($1::smallint[]) AND published_at IS NULL AND next_attempt_at > now()
-          GROUP BY topic, message_key`,
-        [slots],
-      );
-      for (const row of rows) held.set(heldKey(row.topic, row.message_key), BigInt(row.id));
+      for (const row of await this.outbox.heldKeys(slots)) held.set(heldKey(row.topic, row.key), row);
     }
     this.held = held;
   }
@@ -189,15 +163,7 @@ export class OutboxRelay {
   private async prune(): Promise<void> {
     let removed = 0;
     for (;;) {
-      // Only the oldest published rows are looked at (ids follow time), so a table holding a day of
-      // traffic is never scanned whole when nothing is old enough yet.
-      const result = await this.dataSource.query(
-        `DELETE FROM outbox_event WHERE id IN (
-           SELECT id FROM (SELECT id, created_at FROM outbox_event WHERE published_at IS NOT NULL ORDER BY id LIMIT $2) oldest
-            WHERE created_at < now() - make_interval(secs => $1))`,
-        [this.policy.retentionSeconds, PRUNE_CHUNK],
-      );
-      const count = Array.isArray(result) ? Number(result[1] ?? 0) : 0;
+      const count = await this.outbox.prunePublished(this.policy.retentionSeconds, PRUNE_CHUNK);
       removed += count;
       if (count < PRUNE_CHUNK || this.stopping) break;
     }
@@ -207,30 +173,13 @@ export class OutboxRelay {
   private async publishBatch(): Promise<number> {
     const slots = this.slots.current;
     if (slots.length === 0) return 0;
-    // Rows behind a held row are left out here, not after the fetch: thousands of them (a topic
-    // refused as a whole) must not fill every batch and starve the other keys.
-    const held = [...this.held].map(([key, id]) => [...key.split('\u0000'), id.toString()]);
-    // Slot by slot, each an index scan in id order that stops at its limit: one scan over all the
-    // slots becomes a bitmap scan, which reads every published row's index entry until vacuum removes
-    // it (and marks none dead), tens of milliseconds a batch. The order that matters, per key, is
-    // within a slot; a slot's share of a batch is bounded so one busy slot cannot fill it.
+    // A slot's share of a batch is bounded so one busy slot cannot fill it.
     const perSlot = Math.min(this.batchSize, Math.max(64, Math.ceil((2 * this.batchSize) / slots.length)));
-    const rows: PendingRow[] = await this.dataSource.query(
-      `SELECT r.id, r.topic, r.message_key, r.payload, r.attempts
-         FROM unnest($1::smallint[]) AS s(slot)
-         CROSS JOIN LATERAL (
-           SELECT id, topic, message_key, payload, attempts FROM outbox_event o
-            WHERE o.slot = s.slot AND o.published_at IS NULL AND (o.next_attempt_at IS NULL OR o.next_attempt_at <= now())
-              AND NOT EXISTS (SELECT 1 FROM unnest($4::text[], $5::text[], $6::bigint[]) AS h(topic, message_key, id)
-                               WHERE h.topic = o.topic AND h.message_key = o.message_key AND o.id > h.id)
-            ORDER BY o.id LIMIT $3) r
-        ORDER BY r.id LIMIT $2`,
-      [slots, this.batchSize, perSlot, held.map((h) => h[0]), held.map((h) => h[1]), held.map((h) => h[2])],
-    );
+    const rows = await this.outbox.due(slots, { batchSize: this.batchSize, perSlot }, [...this.held.values()]);
     if (rows.length === 0) return 0;
     // Bounded in bytes too, well under Kafka's default 1 MB request and record limits.
     let bytes = 0;
-    const cut = rows.findIndex((row) => (bytes += row.payload.length + row.message_key.length + STRUCTURED_MODE_HEADER_BYTES) > MAX_BATCH_BYTES);
+    const cut = rows.findIndex((row) => (bytes += row.payload.length + row.key.length + STRUCTURED_MODE_HEADER_BYTES) > MAX_BATCH_BYTES);
     if (cut > 0) rows.length = cut;
     const producer = await this.connectedProducer();
     try {
@@ -249,9 +198,9 @@ export class OutboxRelay {
    * row, so only the refused rows wait. A topic that is refused as a whole
    * defers the first row of each of its keys; the rest wait behind them.
    */
-  private async publishAroundRefusals(producer: Producer, rows: PendingRow[]): Promise<number> {
+  private async publishAroundRefusals(producer: Producer, rows: OutboxRow[]): Promise<number> {
     let published = 0;
-    const deferred: Array<{ row: PendingRow; reason: string }> = [];
+    const deferred: Array<{ row: OutboxRow; reason: string }> = [];
     for (const group of groupBy(rows, (row) => row.topic)) {
       try {
         await this.send(producer, group);
@@ -268,7 +217,7 @@ export class OutboxRelay {
       }
       const failedKeys = new Set<string>();
       for (const row of group) {
-        if (failedKeys.has(row.message_key)) continue;
+        if (failedKeys.has(row.key)) continue;
         try {
           await this.send(producer, [row]);
           await this.markPublished([row]);
@@ -276,7 +225,7 @@ export class OutboxRelay {
         } catch (error) {
           const refusal = refusalOf(error);
           if (!refusal) throw error;
-          failedKeys.add(row.message_key);
+          failedKeys.add(row.key);
           deferred.push({ row, reason: refusal.reason });
         }
       }
@@ -286,21 +235,15 @@ export class OutboxRelay {
   }
 
   /** Counts an attempt on each row, and schedules its retry or parks it. */
-  private async defer(rows: Array<{ row: PendingRow; reason: string }>): Promise<void> {
+  private async defer(rows: Array<{ row: OutboxRow; reason: string }>): Promise<void> {
     if (rows.length === 0) return;
     const parked: string[] = [];
     for (const { row, reason } of rows) {
       const attempts = row.attempts + 1;
       const park = attempts >= this.policy.maxAttempts;
       const delayMs = Math.min(this.policy.baseDelayMs * 2 ** (attempts - 1), MAX_RETRY_DELAY_MS);
-      await this.dataSource.query(
-        `UPDATE outbox_event SET attempts = $2, last_error = $3,
-                parked_at = CASE WHEN $4 THEN now() END,
-                next_attempt_at = CASE WHEN $4 THEN 'infinity'::timestamptz ELSE now() + make_interval(secs => $5) END
-          WHERE id = $1`,
-        [row.id, attempts, reason.slice(0, 500), park, delayMs / 1000],
-      );
-      this.held.set(heldKey(row.topic, row.message_key), BigInt(row.id));
+      await this.outbox.recordRefusal(row.id, { attempts, reason, park, retryAfterMs: delayMs });
+      this.held.set(heldKey(row.topic, row.key), { topic: row.topic, key: row.key, id: row.id });
       if (park) parked.push(row.id);
     }
     const topics = [...new Set(rows.map(({ row }) => row.topic))];
@@ -309,19 +252,19 @@ export class OutboxRelay {
   }
 
   /** Each row's payload is a JSON CloudEvent: published in the Kafka binding's structured mode, the same header on every record. */
-  private async send(producer: Producer, rows: PendingRow[]): Promise<void> {
+  private async send(producer: Producer, rows: OutboxRow[]): Promise<void> {
     await producer.sendBatch({
       acks: -1,
       timeout: 10_000,
       compression: this.compression,
-      topicMessages: groupBy(rows, (row) => row.topic).map((group) => ({ topic: group[0].topic, messages: group.map((row) => ({ key: row.message_key, value: row.payload, headers: STRUCTURED_MODE_HEADERS })) })),
+      topicMessages: groupBy(rows, (row) => row.topic).map((group) => ({ topic: group[0].topic, messages: group.map((row) => ({ key: row.key, value: row.payload, headers: STRUCTURED_MODE_HEADERS })) })),
     });
   }
 
-  private async markPublished(rows: PendingRow[]): Promise<void> {
-    await this.dataSource.query(`UPDATE outbox_event SET published_at = now(), next_attempt_at = NULL WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+  private async markPublished(rows: OutboxRow[]): Promise<void> {
+    await this.outbox.markPublished(rows.map((row) => row.id));
     if (this.held.size) {
-      for (const row of rows) if (this.held.get(heldKey(row.topic, row.message_key)) === BigInt(row.id)) this.held.delete(heldKey(row.topic, row.message_key));
+      for (const row of rows) if (this.held.get(heldKey(row.topic, row.key))?.id === row.id) this.held.delete(heldKey(row.topic, row.key));
     }
     if (this.log.enabled('debug')) for (const row of rows) this.log.emit('debug', 'event published', { topic: row.topic, ...traceOf(row.payload) });
   }
@@ -374,9 +317,9 @@ function groupBy<T>(items: readonly T[], keyOf: (item: T) => string): T[][] {
   return [...groups.values()];
 }
 
-function firstOfEachKey(rows: PendingRow[]): PendingRow[] {
+function firstOfEachKey(rows: OutboxRow[]): OutboxRow[] {
   const seen = new Set<string>();
-  return rows.filter((row) => !seen.has(row.message_key) && seen.add(row.message_key));
+  return rows.filter((row) => !seen.has(row.key) && seen.add(row.key));
 }
 
 /** What names an event in a log line: its id and type, and the bank's request id when it has one (never `data` itself). */

@@ -6,6 +6,8 @@ import { Store } from '../database/store';
 import { KafkaConnection, producerCompression } from '../kafka/kafka-connection';
 import { JsonLogger } from '../logging/json-logger';
 import { OutboxRelay } from './outbox-relay';
+import { OutboxRepository } from './outbox.repository';
+import { RelaySlotLocks } from './relay-slot-locks';
 import { RelaySlots } from './relay-slots';
 import { InstanceRegistry } from '../instances/instance-registry';
 
@@ -18,13 +20,19 @@ function databaseUrlOf(dataSource: DataSource): string {
 
 @Module({
   providers: [
+    { provide: OutboxRepository, inject: [Store], useFactory: (store: Store) => new OutboxRepository(store.dataSource) },
     {
       provide: OutboxRelay,
-      inject: [Store, KafkaConnection, InstanceRegistry, GatewayConfig, JsonLogger],
-      useFactory: (store: Store, kafka: KafkaConnection, instances: InstanceRegistry, config: GatewayConfig, logger: JsonLogger) =>
+      inject: [OutboxRepository, Store, KafkaConnection, InstanceRegistry, GatewayConfig, JsonLogger],
+      useFactory: (outbox: OutboxRepository, store: Store, kafka: KafkaConnection, instances: InstanceRegistry, config: GatewayConfig, logger: JsonLogger) =>
         new OutboxRelay(
-          store.dataSource,
-          new RelaySlots(databaseUrlOf(store.dataSource), config.GATEWAY_INSTANCE_ID, () => instances.live, logger),
+          outbox,
+          new RelaySlots(
+            new RelaySlotLocks(databaseUrlOf(store.dataSource), config.GATEWAY_INSTANCE_ID),
+            config.GATEWAY_INSTANCE_ID,
+            () => instances.live,
+            logger,
+          ),
           // Java-compatible murmur2 partitioning by key; idempotent, acks=-1 and one request in flight: no duplicates
           // from producer retries, order per partition kept. Topics are never created by publishing: a missing topic
           // is a refusal the relay parks rows for, not a topic with the wrong settings.
@@ -44,6 +52,6 @@ function databaseUrlOf(dataSource: DataSource): string {
         ),
     },
   ],
-  exports: [OutboxRelay],
+  exports: [OutboxRelay, OutboxRepository],
 })
 export class OutboxModule {}

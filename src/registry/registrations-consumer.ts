@@ -4,7 +4,7 @@ import { ResilientConsumer } from '../kafka/resilient-consumer';
 import { Transactions } from '../database/sql';
 import { JsonLogger } from '../logging/json-logger';
 import { deadLetter } from '../outbox/dead-letter';
-import { appendToOutbox } from '../outbox/outbox-writer';
+import { appendToOutbox } from '../outbox/outbox.repository';
 import { OutboxMessage } from '../outbox/cloud-event';
 import { TOPICS } from '../kafka/topics';
 import { parseRegistrationUpdate, RegistrationUpdate } from './registration-update';

@@ -20,17 +20,17 @@ import { ActivationRepository } from '../activation/activation.repository';
     RegistrationReadModel,
     {
       provide: RegistrationsConsumer,
-      inject: [KafkaConnection, Store, RegistrationReadModel, OutboxRelay, GatewayConfig, GatewayMetrics, JsonLogger],
-      useFactory: (kafka: KafkaConnection, store: Store, readModel: RegistrationReadModel, relay: OutboxRelay, config: GatewayConfig, metrics: GatewayMetrics, logger: JsonLogger) =>
-        new RegistrationsConsumer(kafka.kafka, new Transactions(store.dataSource), readModel, () => relay.notify(), config.KAFKA_CONSUMER_MAX_WAIT_MS, logger, (t, p, lag) => metrics.lag(t, p, lag)),
+      inject: [KafkaConnection, Transactions, RegistrationReadModel, OutboxRelay, GatewayConfig, GatewayMetrics, JsonLogger],
+      useFactory: (kafka: KafkaConnection, transactions: Transactions, readModel: RegistrationReadModel, relay: OutboxRelay, config: GatewayConfig, metrics: GatewayMetrics, logger: JsonLogger) =>
+        new RegistrationsConsumer(kafka.kafka, transactions, readModel, () => relay.notify(), config.KAFKA_CONSUMER_MAX_WAIT_MS, logger, (t, p, lag) => metrics.lag(t, p, lag)),
     },
     {
       provide: ActivationResultsConsumer,
-      inject: [KafkaConnection, Store, OutboxRelay, GatewayConfig, GatewayMetrics, JsonLogger],
-      useFactory: (kafka: KafkaConnection, store: Store, relay: OutboxRelay, config: GatewayConfig, metrics: GatewayMetrics, logger: JsonLogger) =>
+      inject: [KafkaConnection, Transactions, Store, OutboxRelay, GatewayConfig, GatewayMetrics, JsonLogger],
+      useFactory: (kafka: KafkaConnection, transactions: Transactions, store: Store, relay: OutboxRelay, config: GatewayConfig, metrics: GatewayMetrics, logger: JsonLogger) =>
         new ActivationResultsConsumer(
           kafka.kafka,
-          new Transactions(store.dataSource),
+          transactions,
           new ActivationRepository(store.dataSource),
           () => relay.notify(),
           config.KAFKA_CONSUMER_MAX_WAIT_MS,

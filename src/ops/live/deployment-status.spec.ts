@@ -1,36 +1,35 @@
-import { DataSource } from 'typeorm';
-import { DeploymentStatus, READ_EVERY_MS } from './deployment-status';
+import { InstanceView } from '../../instances/instance.repository';
+import { DeploymentReads, DeploymentStatus, READ_EVERY_MS } from './deployment-status';
 
-const INSTANCE_ROW = {
-  instance_id: 'gw-a-1',
+const INSTANCE: InstanceView = {
+  instanceId: 'gw-a-1',
   host: 'gw-a',
   pid: 1,
-  started_at: '2025-01-01T00:00:00Z',
-  heartbeat_at: '2025-01-01T00:00:10Z',
-  relay_slots: [0, 1, 2],
+  startedAt: '2025-01-01T00:00:00.000Z',
+  heartbeatAt: '2025-01-01T00:00:10.000Z',
+  relaySlots: [0, 1, 2],
   partitions: { 'absher.registrations.v1': [0, 1] },
   live: true,
 };
 
-/** A store answering listInstances and the parked count; `fail` and `hang` stand for a store in trouble. */
+/** Reads of a store: the instances and the parked count; `fail` and `hang` stand for a store in trouble. */
 function fakeStore() {
   const store = { queries: 0, parked: 1, fail: false, hang: false };
-  const dataSource = {
-    query: async (sql: string) => {
-      store.queries++;
-      if (store.hang) return new Promise(() => undefined);
-      if (store.fail) throw new Error('connection refused');
-      return sql.includes('gateway_instance') ? [INSTANCE_ROW] : [{ parked: store.parked }];
-    },
-  } as unknown as DataSource;
-  return { store, dataSource };
+  const ask = async <T>(answer: () => T): Promise<T> => {
+    store.queries++;
+    if (store.hang) return new Promise<T>(() => undefined);
+    if (store.fail) throw new Error('connection refused');
+    return answer();
+  };
+  const reads: DeploymentReads = { instances: () => ask(() => [INSTANCE]), parkedEvents: () => ask(() => store.parked) };
+  return { store, reads };
 }
 
 describe('DeploymentStatus', () => {
   it('reads instances and parked events at most every 2 s, one read at a time, whoever asks', async () => {
-    const { store, dataSource } = fakeStore();
+    const { store, reads } = fakeStore();
     let now = 1_000_000;
-    const status = new DeploymentStatus(dataSource, () => now);
+    const status = new DeploymentStatus(reads, () => now);
     const answers = await Promise.all([status.read(), status.read(), status.read()]);
     for (const _ of Array(10)) status.current();
     expect(store.queries).toBe(2); // listInstances, then the count
@@ -52,9 +51,9 @@ describe('DeploymentStatus', () => {
   });
 
   it('a failing store gives the last values, marked stale, and no error', async () => {
-    const { store, dataSource } = fakeStore();
+    const { store, reads } = fakeStore();
     let now = 1_000_000;
-    const status = new DeploymentStatus(dataSource, () => now);
+    const status = new DeploymentStatus(reads, () => now);
     await status.read();
     store.fail = true;
     now += READ_EVERY_MS;
@@ -67,10 +66,10 @@ describe('DeploymentStatus', () => {
   it('a store that does not answer: read() gives up waiting after a second, and no second query starts', async () => {
     jest.useFakeTimers();
     try {
-      const { store, dataSource } = fakeStore();
+      const { store, reads } = fakeStore();
       let now = 1_000_000;
       store.hang = true;
-      const status = new DeploymentStatus(dataSource, () => now);
+      const status = new DeploymentStatus(reads, () => now);
       const answer = status.read();
       await jest.advanceTimersByTimeAsync(1000);
       await expect(answer).resolves.toEqual({ liveInstances: 0, instances: [], parkedEvents: 0, readAt: null, stale: true });

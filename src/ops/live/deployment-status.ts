@@ -1,6 +1,10 @@
-import { DataSource } from 'typeorm';
-import { listInstances } from '../../instances/instance-registry';
-import { OutboxAdmin } from '../../outbox/outbox-admin';
+import { InstanceView } from '../../instances/instance.repository';
+
+/** Where the deployment's state is read: the instances sharing the store, and the parked events. */
+export interface DeploymentReads {
+  instances(): Promise<InstanceView[]>;
+  parkedEvents(): Promise<number>;
+}
 
 /** Pages push every second and scripts may poll: the store is asked at most this often, whoever asks. */
 export const READ_EVERY_MS = 2000;
@@ -45,7 +49,7 @@ export class DeploymentStatus {
   private reading: Promise<void> | null = null;
 
   constructor(
-    private readonly dataSource: DataSource,
+    private readonly reads: DeploymentReads,
     private readonly now: () => number = () => Date.now(),
   ) {}
 
@@ -76,8 +80,8 @@ export class DeploymentStatus {
   private async readStore(): Promise<void> {
     try {
       // One after the other: one pooled connection at most, however slow the store.
-      const instances = await listInstances(this.dataSource);
-      const parked = await new OutboxAdmin(this.dataSource).parkedCount();
+      const instances = await this.reads.instances();
+      const parked = await this.reads.parkedEvents();
       this.values = {
         liveInstances: instances.filter((i) => i.live).length,
         instances: instances.map(({ instanceId, live, heartbeatAt, relaySlots, partitions }) => ({ instanceId, live, heartbeatAt, relaySlots, partitions })),
