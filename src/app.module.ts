@@ -12,8 +12,6 @@ import { OpsRecorder } from './ops/ops-recorder';
 import { RefusedTraffic } from './ops/refused-traffic';
 import { OpsViewConsumer } from './ops/live/ops-view.consumer';
 import { OutboxRelay } from './outbox/outbox-relay';
-import { ActivationResultsConsumer } from './activation/activation-results-consumer';
-import { RegistrationsConsumer } from './registry/registrations-consumer';
 import { RegistryModule } from './registry/registry.module';
 import { BankDirectory } from './banks/bank-directory';
 import { BanksModule } from './banks/banks.module';
@@ -24,8 +22,6 @@ import { InstanceRegistry } from './instances/instance-registry';
 export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
   constructor(
     @Inject(OutboxRelay) private readonly relay: OutboxRelay,
-    @Inject(RegistrationsConsumer) private readonly registrations: RegistrationsConsumer,
-    @Inject(ActivationResultsConsumer) private readonly results: ActivationResultsConsumer,
     @Inject(KafkaConnection) private readonly kafka: KafkaConnection,
     @Inject(Store) private readonly store: Store,
     @Inject(OpsRecorder) private readonly ops: OpsRecorder,
@@ -38,20 +34,17 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
 
   onApplicationBootstrap(): void {
     this.instances.start();
-    for (const consumer of [this.registrations, this.results]) consumer.reportAssignmentTo((topic, partitions) => this.instances.ownsPartitions(topic, partitions));
     this.relay.start();
     this.ops.start();
     this.refused.start();
-    // In the background: the gateway answers from the stored read model while Kafka is away.
-    this.registrations.start();
-    this.results.start();
+    // The identity core's consumers start and stop with their own modules (ConsumerLifecycle).
     this.opsView.start();
     this.banks.watch(); // registry changes made with the operator CLI apply without a restart
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.banks.stopWatching();
-    await Promise.all([this.registrations.stop(), this.results.stop(), this.opsView.stop()]);
+    await this.opsView.stop(); // the consumers have left their groups already (beforeApplicationShutdown)
     await this.ops.stop(); // writes the last request-handled events and the open minutes' summaries
     await this.refused.stop(); // writes the last refusal counts and samples
     await this.relay.stop(); // lets its relay slots go: the other instances take them at their next round

@@ -10,10 +10,12 @@ import { RegistrationReadModel } from './registration-read-model';
 import { Transactions } from '../database/sql';
 import { OpsModule } from '../ops/ops.module';
 import { GatewayMetrics } from '../ops/gateway-metrics';
-import { ActivationResultsConsumer } from '../activation/activation-results-consumer';
-import { ActivationRepository } from '../activation/activation.repository';
+import { InstanceRegistry } from '../instances/instance-registry';
+import { ConsumerLifecycle } from '../kafka/consumer-lifecycle';
 
-/** The identity core's streams: registrations (5.2) and activation results (5.3). */
+const REGISTRATIONS_CONSUMER_LIFECYCLE = Symbol('registrations consumer lifecycle');
+
+/** The registration read model (spec 5.2): kept from the identity core's registrations topic, read by the activation use case. */
 @Module({
   imports: [OutboxModule, OpsModule],
   providers: [
@@ -25,20 +27,11 @@ import { ActivationRepository } from '../activation/activation.repository';
         new RegistrationsConsumer(kafka.kafka, transactions, readModel, () => relay.notify(), config.KAFKA_CONSUMER_MAX_WAIT_MS, logger, (t, p, lag) => metrics.lag(t, p, lag)),
     },
     {
-      provide: ActivationResultsConsumer,
-      inject: [KafkaConnection, Transactions, Store, OutboxRelay, GatewayConfig, GatewayMetrics, JsonLogger],
-      useFactory: (kafka: KafkaConnection, transactions: Transactions, store: Store, relay: OutboxRelay, config: GatewayConfig, metrics: GatewayMetrics, logger: JsonLogger) =>
-        new ActivationResultsConsumer(
-          kafka.kafka,
-          transactions,
-          new ActivationRepository(store.dataSource),
-          () => relay.notify(),
-          config.KAFKA_CONSUMER_MAX_WAIT_MS,
-          logger,
-          (t, p, lag) => metrics.lag(t, p, lag),
-        ),
+      provide: REGISTRATIONS_CONSUMER_LIFECYCLE,
+      inject: [RegistrationsConsumer, InstanceRegistry],
+      useFactory: (consumer: RegistrationsConsumer, instances: InstanceRegistry) => new ConsumerLifecycle(consumer, instances),
     },
   ],
-  exports: [RegistrationReadModel, RegistrationsConsumer, ActivationResultsConsumer],
+  exports: [RegistrationReadModel, RegistrationsConsumer],
 })
 export class RegistryModule {}
