@@ -12,7 +12,8 @@
  */
 import { Kafka, logLevel } from 'kafkajs';
 import { luhnValid } from '../libs/identity';
-import { AtmAnswer, IsoFields, MacMode, maskForLog, parseTlv } from '../libs/iso8583';
+import { buildOriginalDataElements, IsoFields, maskForLog, parseTlv } from '../libs/iso8583';
+import { AtmAnswer, MacMode } from '../libs/iso8583/atm-switch-client';
 import { developmentKafkaBrokers, publishRegistrations } from './identity-core';
 import { defineTool, exitWith, readOptions } from './options';
 import { Sent, SwitchLink } from './switch-link';
@@ -153,7 +154,7 @@ async function main(): Promise<number> {
     await exchange('63 wrong MAC (answered without a MAC)', activation(randomNationalId(), randomMobile()), { mti: '0210', code: '63', mac: 'none' }, 'wrong');
     const original = first.ok ? first.answer.fields[38] : undefined;
     await exchange('duplicate of the accepted request: the original 0210', accepted, { ...decided('00'), authorization: original ?? 'set' });
-    const originalData = `0200${accepted[11]}${accepted[7]}${acquirer.padStart(11, '0')}${'0'.repeat(11)}`;
+    const originalData = buildOriginalDataElements({ mti: '0200', stan: accepted[11], transmittedAt: accepted[7], acquirerId: acquirer });
     await exchange(
       'reversal advice for the accepted activation',
       { 0: '0420', 2: PAN, 3: '910000', 7: accepted[7], 11: nextStan(), 32: acquirer, 37: accepted[37], 41: accepted[41], 90: originalData },

@@ -1,4 +1,5 @@
-import { AtmAnswer, AtmSwitchClient, CONNECTION_CLOSED, IsoFields, MacMode } from '../libs/iso8583';
+import { IsoFields } from '../libs/iso8583';
+import { AtmAnswer, AtmSwitchClient, CONNECTION_CLOSED, MacMode } from '../libs/iso8583/atm-switch-client';
 
 /** Where a switch connects, with which MAC key, and how long it waits for a connection or an answer. */
 export interface SwitchTarget {

@@ -1,7 +1,8 @@
 import { connect, Socket } from 'node:net';
 import { IsoFields, packMessage, unpackMessage } from './codec';
 import { frame, FrameDecoder } from './framing';
-import { retailMac } from './mac';
+import { macOf, packSigned, verifyMac } from './mac-filter';
+import { messageDefinition, requestCarriesMac } from './message-definitions';
 
 export type MacMode = 'valid' | 'wrong' | 'missing';
 
@@ -56,12 +57,9 @@ export class AtmSwitchClient {
 
   /** The bytes a request would go out as. */
   pack(fields: IsoFields, mac: MacMode = 'valid'): Buffer {
-    if (mac === 'missing' || !['0200', '0420', '0421'].includes(fields[0])) return packMessage(fields);
-    const macField = Object.keys(fields).some((k) => Number(k) > 64) ? 128 : 64;
-    const raw = packMessage({ ...fields, [macField]: '0000000000000000' });
-    const value = this.macKey ? retailMac(this.macKey, raw.subarray(0, raw.length - 8)) : Buffer.alloc(8);
-    if (mac === 'wrong') value[0] ^= 0xff;
-    value.copy(raw, raw.length - 8);
+    if (mac === 'missing' || !requestCarriesMac(fields[0])) return packMessage(fields);
+    const raw = packSigned(fields, this.macKey);
+    if (mac === 'wrong') macOf(raw)[0] ^= 0xff;
     return raw;
   }
 
@@ -104,9 +102,8 @@ export class AtmSwitchClient {
   }
 
   private macValid(fields: IsoFields, raw: Buffer): boolean | null {
-    const macField = raw[4] & 0x80 ? 128 : 64;
-    if (!fields[macField] || !this.macKey) return null;
-    return retailMac(this.macKey, raw.subarray(0, raw.length - 8)).toString('hex') === fields[macField];
+    const verdict = verifyMac(raw, fields, this.macKey);
+    return verdict === 'missing' || verdict === 'no-key' ? null : verdict === 'valid';
   }
 }
 
@@ -124,7 +121,8 @@ export interface AtmAnswer {
 
 /** See AtmAnswer.macExpected. */
 export function macExpected(fields: IsoFields): boolean {
-  return fields[0] !== '0810' && fields[39] !== '63';
+  // An answer type the contract does not define is expected to carry one: its MAC is then reported missing.
+  return messageDefinition(fields[0])?.mac !== false && fields[39] !== '63';
 }
 
 /** What is wrong with an answer's MAC by spec 4.3, or null: a 63 must have none, other 0210/0430 a valid one. */

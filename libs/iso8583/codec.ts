@@ -5,7 +5,8 @@ const Iso8583 = require('iso_8583') as new (data?: Record<string, string>, forma
   getRawMessage(): Buffer | { error: string };
   getIsoJSON(buffer: Buffer, formats: object): Record<string, string> & { error?: string };
 };
-import { CODEC_FORMATS, contractFile, FIELDS } from './field-formats';
+import { CODEC_FORMATS, contractFile, FIELDS, FieldSpec } from './field-formats';
+import { MESSAGE_TABLE } from './message-definitions';
 
 /**
  * iso_8583 otherwise checks its own sample table of required fields (it wants
@@ -83,37 +84,56 @@ export interface MessageHead {
   rrn: string | null;
 }
 
+/** A field value as the contract's format allows it; what a peek cannot vouch for is left out. */
+function wellFormed(spec: FieldSpec, value: string): boolean {
+  if (value.length === 0) return false;
+  if (spec.type === 'n') return /^[0-9]+$/.test(value);
+  if (spec.type === 'an' || spec.type === 'ans') return /^[\x20-\x7e]+$/.test(value);
+  return false;
+}
+
 /**
- * Reads the MTI, and fields 11, 32 and 37 as far as the fields before them
- * can be walked with the contract's formats; used to answer a malformed
- * message with 30 in a way the switch can match (fields 11 and 37).
+ * Reads the MTI and the `wanted` fields of a message as far as the fields
+ * before them can be walked with the contract's formats; values that do not
+ * have their field's format are left out. Null when not even the MTI reads.
  */
-export function peekMessageHead(raw: Buffer): MessageHead | null {
+export function peekFields(raw: Buffer, wanted: readonly number[]): { mti: string; fields: IsoFields } | null {
   if (raw.length < 12) return null;
   const mti = raw.subarray(0, 4).toString('latin1');
   if (!MTI.test(mti)) return null;
-  const head: MessageHead = { mti, stan: null, acquirerId: null, rrn: null };
+  const fields: IsoFields = {};
   const bitmap = raw.subarray(4, raw[4] & 0x80 ? 20 : 12);
   const has = (field: number) => (bitmap[(field - 1) >> 3] & (0x80 >> ((field - 1) & 7))) !== 0;
+  const last = Math.max(0, ...wanted);
   let offset = 4 + bitmap.length;
-  for (let field = 2; field <= 37; field++) {
+  for (let field = 2; field <= last; field++) {
     if (!has(field)) continue;
     const spec = FIELDS.get(field);
-    if (!spec) return head;
+    if (!spec) break;
     let length = spec.max;
     if (spec.length !== 'fixed') {
       const digits = spec.length === 'llvar' ? 2 : 3;
       const text = raw.subarray(offset, offset + digits).toString('latin1');
-      if (!/^[0-9]+$/.test(text) || Number(text) > spec.max) return head;
+      if (!/^[0-9]+$/.test(text) || Number(text) > spec.max) break;
       length = Number(text);
       offset += digits;
     }
-    if (offset + length > raw.length) return head;
+    if (offset + length > raw.length) break;
     const value = raw.subarray(offset, offset + length).toString('latin1');
-    if (field === 11) head.stan = /^[0-9]{6}$/.test(value) ? value : null;
-    if (field === 32) head.acquirerId = /^[0-9]{1,11}$/.test(value) ? value : null;
-    if (field === 37) head.rrn = /^[\x20-\x7e]{12}$/.test(value) ? value : null;
+    if (wanted.includes(field) && wellFormed(spec, value)) fields[field] = value;
     offset += length;
   }
-  return head;
+  return { mti, fields };
+}
+
+/**
+ * The MTI, STAN, acquirer and RRN of a message that does not unpack: the
+ * fields contracts/iso8583/messages.json has an answer to such a frame echo,
+ * so the switch can match it (fields 11 and 37).
+ */
+export function peekMessageHead(raw: Buffer): MessageHead | null {
+  const peeked = peekFields(raw, MESSAGE_TABLE.unreadable.echoes);
+  if (!peeked) return null;
+  const { mti, fields } = peeked;
+  return { mti, stan: fields[11] ?? null, acquirerId: fields[32] ?? null, rrn: fields[37] ?? null };
 }

@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { AtmSwitchClient, parseTlv } from '../../libs/iso8583';
+import { parseTlv } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { TOPICS } from '../../src/kafka/topics';
 import { RELAY_SLOT_COUNT } from '../../src/outbox/relay-slots';
 import { atmActivation, atmRequestId, TSTA_MAC_KEY } from '../support/atm-requests';

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { connect } from 'node:net';
-import { AtmSwitchClient, frame, IsoFields, packMessage } from '../../libs/iso8583';
+import { frame, IsoFields, packMessage } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { newMobile, newNationalId } from '../support/identities';
 import { TestEnvironment } from '../support/test-environment';
 

@@ -1,4 +1,4 @@
-import { AtmSwitchClient } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { TestEnvironment } from '../support/test-environment';
 
 /** An ATM switch connection that stays silent past ISO8583_IDLE_TIMEOUT_MS is closed; a busy one is not. */

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { connect, Socket } from 'node:net';
-import { AtmSwitchClient, frame, FrameDecoder, IsoFields, parseTlv, retailMac, unpackMessage } from '../../libs/iso8583';
+import { frame, FrameDecoder, IsoFields, parseTlv, retailMac, unpackMessage } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { newMobile, newNationalId } from '../support/identities';
 import { TestEnvironment } from '../support/test-environment';

@@ -1,4 +1,5 @@
-import { AtmAnswer, AtmSwitchClient, IsoFields, parseTlv, frame, matchKey, packMessage } from '../../libs/iso8583';
+import { IsoFields, parseTlv, frame, packMessage } from '../../libs/iso8583';
+import { AtmAnswer, AtmSwitchClient, matchKey } from '../../libs/iso8583/atm-switch-client';
 import { TOPICS } from '../../src/kafka/topics';
 import { atmRequestId } from '../support/atm-requests';
 import { expectEventContract } from '../support/contracts';

@@ -1,4 +1,5 @@
-import { AtmSwitchClient, IsoFields, parseTlv } from '../../libs/iso8583';
+import { IsoFields, parseTlv } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { atmActivation, atmRequestId, TSTA_MAC_KEY } from '../support/atm-requests';
 import { TOPICS } from '../../src/kafka/topics';
 import { expectEventContract } from '../support/contracts';

@@ -2,7 +2,7 @@ import { sign } from 'node:crypto';
 import { BankSigningIdentity } from '../../libs/jws';
 import { isUnbound, verifyResponseSignature } from '../../src/channels/http/response-signer';
 import { TOPICS } from '../../src/kafka/topics';
-import { AtmSwitchClient } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { isAtmRequestKey } from '../../src/activation/request-keys';
 import { atmActivation, atmRequestId, TSTA_MAC_KEY } from '../support/atm-requests';
 import { expectContract } from '../support/contracts';

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AtmSwitchClient } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { BankSigningIdentity } from '../../libs/jws';
 import { newMobile, newNationalId } from '../support/identities';

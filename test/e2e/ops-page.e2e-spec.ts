@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Browser, chromium, Page } from 'playwright-core';
-import { AtmSwitchClient } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { expectOpenApiSchema } from '../support/contracts';
 import { newMobile, newNationalId } from '../support/identities';

@@ -1,4 +1,5 @@
-import { AtmSwitchClient, IsoFields } from '../../libs/iso8583';
+import { IsoFields } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { TOPICS } from '../../src/kafka/topics';
 import { expectEventContract } from '../support/contracts';
 import { newMobile, newNationalId } from '../support/identities';

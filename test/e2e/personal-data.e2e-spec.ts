@@ -1,4 +1,4 @@
-import { AtmSwitchClient } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { atmActivation, atmRequestId, TSTA_MAC_KEY } from '../support/atm-requests';
 import { redactPersonalData } from '../../libs/identity';
 import { TOPICS } from '../../src/kafka/topics';

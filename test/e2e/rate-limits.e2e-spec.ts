@@ -1,4 +1,5 @@
-import { AtmAnswer, AtmSwitchClient, IsoFields } from '../../libs/iso8583';
+import { IsoFields } from '../../libs/iso8583';
+import { AtmAnswer, AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { TOPICS } from '../../src/kafka/topics';
 import { atmActivation, atmRequestId, nextStan, TEST_PAN, TSTA_MAC_KEY } from '../support/atm-requests';
 import { expectContract, expectEventContract } from '../support/contracts';

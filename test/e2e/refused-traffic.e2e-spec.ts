@@ -1,6 +1,7 @@
 import { request as httpRequest, Agent } from 'node:http';
 import { connect, Socket } from 'node:net';
-import { AtmSwitchClient, frame, FrameDecoder, IsoFields, unpackMessage } from '../../libs/iso8583';
+import { frame, FrameDecoder, IsoFields, unpackMessage } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { processCpu, processesNamedCpu } from '../../tools/bench/cpu';
 import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { newMobile, newNationalId } from '../support/identities';

@@ -1,4 +1,5 @@
-import { AtmSwitchClient, frame, IsoFields, matchKey, parseTlv } from '../../libs/iso8583';
+import { frame, IsoFields, parseTlv } from '../../libs/iso8583';
+import { AtmSwitchClient, matchKey } from '../../libs/iso8583/atm-switch-client';
 import { signBankRequest } from '../../libs/jws';
 import { TOPICS } from '../../src/kafka/topics';
 import { newMobile, newNationalId } from '../support/identities';

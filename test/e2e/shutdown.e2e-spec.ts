@@ -1,4 +1,4 @@
-import { AtmSwitchClient } from '../../libs/iso8583';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { TOPICS } from '../../src/kafka/topics';
 import { newMobile, newNationalId } from '../support/identities';
 import { TestEnvironment } from '../support/test-environment';

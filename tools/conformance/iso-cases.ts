@@ -1,12 +1,12 @@
 import { randomInt } from 'node:crypto';
 import { maskMobile, maskNationalId } from '../../libs/identity';
-import { AtmAnswer, answerMacProblem, buildTlv, IsoFields, parseTlv } from '../../libs/iso8583';
+import { buildOriginalDataElements, buildTlv, echoedFields, IsoFields, parseTlv } from '../../libs/iso8583';
+import { AtmAnswer, answerMacProblem } from '../../libs/iso8583/atm-switch-client';
 import { Sent, SwitchLink } from '../switch-link';
 import { anotherMobile, CustomerRole, freshMobile, freshNationalId, localSpelling, TestCustomer, TestCustomers } from './customers';
 import { IsoOptions } from './options';
 import { CaseOutcome } from './report';
 
-const ECHOED_IN_0210 = [2, 3, 7, 11, 12, 13, 32, 37, 41];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export interface IsoTarget extends IsoOptions {
@@ -117,8 +117,7 @@ export async function runIsoCases(target: IsoTarget, customers: TestCustomers, c
       32: target.acquirer,
       37: base.request[37],
       41: base.request[41],
-      // Original MTI, STAN, transmission date and time, acquirer (11, zero-padded), forwarding institution (none).
-      90: `0200${base.request[11]}${base.request[7]}${target.acquirer.padStart(11, '0')}${'0'.repeat(11)}`,
+      90: buildOriginalDataElements({ mti: '0200', stan: base.request[11], transmittedAt: base.request[7], acquirerId: target.acquirer }),
     };
     const reversal = judge(target, 'I11', `0420 reversal advice of the ${baseName} activation`, reference(advice), '0430 39 = 00, MAC verified', await link.send(advice), (answer) => {
       const problems: string[] = [];
@@ -215,7 +214,7 @@ function judge0210(target: IsoTarget, id: string, title: string, request: IsoFie
       const problems: string[] = [];
       if (f[0] !== '0210') problems.push(`MTI ${f[0]}`);
       if (f[39] !== code) problems.push(`39 = ${f[39] ?? 'none'}, expected ${code}`);
-      const notEchoed = ECHOED_IN_0210.filter((field) => f[field] !== request[field]);
+      const notEchoed = echoedFields('0210').filter((field) => f[field] !== request[field]);
       if (notEchoed.length) problems.push(`field${notEchoed.length > 1 ? 's' : ''} ${notEchoed.join(', ')} not echoed`);
       if (code === '00') {
         if (!/^[A-Za-z0-9]{6}$/.test(f[38] ?? '')) problems.push('no 6-character field 38');

@@ -14,8 +14,6 @@ import { countIsoConnectionsWith, OpsModule } from '../../ops/ops.module';
 import { OpsRecorder } from '../../ops/ops-recorder';
 import { RefusedTraffic } from '../../ops/refused-traffic';
 
-export const DEVELOPMENT_PAN_HASH_KEY = 'development-only-pan-hash-key-not-for-production';
-
 /**
  * Stops the ISO 8583 transport before the store closes, so requests in flight finish first: Nest closes
  * a hybrid application's transports only after the shutdown hooks that close the store have begun.
@@ -47,8 +45,8 @@ export class AtmChannelLifecycle implements BeforeApplicationShutdown {
         rateLimiter: RateLimiter,
         logger: JsonLogger,
       ) => {
-        if (!config.PAN_HASH_KEY) logger.emit('warn', 'PAN_HASH_KEY is unset: PANs are hashed with a development key, for development only');
-        return new AtmExchange(directory, activate, reverse, refused, config.PAN_HASH_KEY ?? DEVELOPMENT_PAN_HASH_KEY, ops, rateLimiter, logger);
+        // The configuration hands out the key, or the development one (with its warning, given once at start).
+        return new AtmExchange(directory, activate, reverse, refused, config.PAN_HASH_KEY, ops, rateLimiter, logger);
       },
     },
     {

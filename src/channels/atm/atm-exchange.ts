@@ -1,21 +1,42 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { checkNationalId, normalizeMobile, redactPersonalData } from '../../../libs/identity';
-import { IsoFields, IsoFormatError, packMessage, parseTlv, buildTlv, peekMessageHead, retailMac, TlvError, unpackMessage, maskForLog } from '../../../libs/iso8583';
+import {
+  buildTlv,
+  echo,
+  echoedFields,
+  IsoFields,
+  IsoFormatError,
+  macFieldOf,
+  maskForLog,
+  MESSAGE_TABLE,
+  messageDefinition,
+  missingFields,
+  packMessage,
+  packSigned,
+  peekFields,
+  pickFields,
+  processingCodeOf,
+  readActivationRequest,
+  readNetworkManagement,
+  readReversalAdvice,
+  requestCarriesMac,
+  unpackMessage,
+  verifyMac,
+} from '../../../libs/iso8583';
 import { ActivateAccount, ActivationRecord } from '../../activation/activate-account.use-case';
 import { AdviseReversal } from '../../activation/advise-reversal.use-case';
 import { BankDirectory, BankProfile } from '../../banks/bank-directory';
 import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayError } from '../../common/gateway-error';
 import { JsonLogger, withRequestContext } from '../../logging/json-logger';
-import { ResponseCode, responseCodeOf } from './field39';
+import { AtmErrorCode, reportedErrorCode, responseCodeOf } from './field39';
 import { OpsRecorder } from '../../ops/ops-recorder';
-import { ErrorCode } from '../../common/gateway-error';
 import { RefusedTraffic } from '../../ops/refused-traffic';
 
-export const ACTIVATION_PROCESSING_CODE = '910000';
-const ECHOED_IN_0210 = [2, 3, 7, 11, 12, 13, 32, 37, 41];
-const ECHOED_IN_0430 = [2, 3, 7, 11, 32, 37, 41, 90];
-const REQUIRED_IN_0200 = [2, 3, 7, 11, 12, 13, 32, 37, 41, 48];
+export const ACTIVATION_PROCESSING_CODE = processingCodeOf('0200');
+
+/** Spec 4.4: the fields of an ATM request's idempotency key, with the acquirer (see atmRequestId). */
+const REQUEST_KEY_FIELDS = [7, 11, 32, 37, 41];
 
 /** What to do with one frame: answer it, or close the connection (nothing readable to answer). */
 export type ExchangeResult = { reply: Buffer } | { close: string };
@@ -27,9 +48,6 @@ export interface ConnectionTrust {
   /** A message's MAC was wrong or missing. */
   macFailed(): void;
 }
-
-/** Message types that carry a MAC (spec 4.3): proven before they are routed, or answered without being routed. */
-const MAC_CARRYING = new Set(['0200', '0420', '0421']);
 
 /** One unpacked message as its handler sees it, beside its fields. */
 export interface AtmMessage {
@@ -75,7 +93,7 @@ export class AtmExchange {
     }
     // The same request id as the stored row and the events carry, so one ATM request can be followed across logs, store and Kafka:
     // bound to every line written while it is handled.
-    const requestId = [7, 11, 32, 37, 41].every((field) => request[field] !== undefined) ? atmRequestId(request) : null;
+    const requestId = missingFields(request, REQUEST_KEY_FIELDS).length === 0 ? atmRequestId(request) : null;
     return withRequestContext({ requestId, connection }, () => this.answer(request, raw, receivedAt, trust, route));
   }
 
@@ -97,7 +115,7 @@ export class AtmExchange {
       try {
         // MAC'd only when the request's own MAC verified: an error before that proves nothing either.
         const bank = verified ? this.directory.forAcquirer(request[32]) ?? null : null;
-        return { reply: this.codeAnswer(request, '96', bank) };
+        return { reply: this.codeAnswer(request, 'INTERNAL_ERROR', bank) };
       } catch {
         return { close: 'no answer could be built' };
       }
@@ -105,18 +123,15 @@ export class AtmExchange {
   }
 
   /**
-   * An answer carrying only a field 39 code, in the response MTI of the request: MAC'd with `bank`'s key
-   * when the request's own MAC verified, with none when it proved nothing (spec 4.3).
+   * An answer carrying only a field 39 code (`cause` null: 00), in the response MTI of the request, echoing
+   * what its definition says: MAC'd with `bank`'s key when the request's own MAC verified, with none when it
+   * proved nothing (spec 4.3). `bank` null: no MAC (unknown acquirer, or a message that proved nothing).
    */
-  private codeAnswer(request: IsoFields, code: ResponseCode, bank: BankProfile | null): Buffer {
-    if (request[0] === '0200') return this.answer0210(request, code, bank);
-    if (request[0] === '0420' || request[0] === '0421') return this.answer0430(request, code, bank);
-    return this.plainAnswer(request, code);
-  }
-
-  private answer0430(request: IsoFields, code: ResponseCode, bank: BankProfile | null): Buffer {
-    const fields = pick(request, ECHOED_IN_0430, { 0: '0430', 39: code });
-    return bank ? this.sign(bank, fields) : packMessage(fields);
+  private codeAnswer(request: IsoFields, cause: AtmErrorCode | null, bank: BankProfile | null): Buffer {
+    const answerMti = messageDefinition(request[0])?.answer;
+    if (!answerMti || !requestCarriesMac(request[0])) return this.plainAnswer(request, cause);
+    const fields = echo(request, answerMti, { 39: responseCodeOf(cause) });
+    return bank ? packSigned(fields, bank.macKey) : packMessage(fields);
   }
 
   /**
@@ -124,24 +139,24 @@ export class AtmExchange {
    * the answer to a message that proved nothing (never MAC'd). Other types carry no MAC and prove nothing.
    */
   private prove(request: IsoFields, raw: Buffer, receivedAt: number, trust: ConnectionTrust): { bank: BankProfile | null } | { refused: Buffer } {
-    if (!MAC_CARRYING.has(request[0])) return { bank: null };
+    if (!requestCarriesMac(request[0])) return { bank: null };
     const activation = request[0] === '0200';
     const bank = request[32] ? this.directory.forAcquirer(request[32]) : undefined;
     if (!bank) {
       if (!activation) {
         // Spec 4.4: a reversal advice is always answered 00; nothing to reverse here.
-        this.refuse(request, null, '00', 'reversal advice from an unknown acquirer');
-        return { refused: this.answer0430(request, '00', null) };
+        this.refuse(request, null, null, 'reversal advice from an unknown acquirer');
+        return { refused: this.codeAnswer(request, null, null) };
       }
-      this.refuse(request, null, '58', 'unknown acquirer');
-      return { refused: this.failed(request, null, '58', 'UNKNOWN_BANK', receivedAt) };
+      this.refuse(request, null, 'UNKNOWN_BANK', 'unknown acquirer');
+      return { refused: this.failed(request, null, 'UNKNOWN_BANK', receivedAt) };
     }
     const macProblem = this.checkMac(bank, request, raw);
     if (macProblem) {
       trust.macFailed();
-      this.refuse(request, bank, '63', macProblem);
+      this.refuse(request, bank, 'SIGNATURE_INVALID', macProblem);
       if (activation) this.recordError(request, bank, 'SIGNATURE_INVALID', receivedAt);
-      return { refused: this.unprovenAnswer(request, '63') };
+      return { refused: this.unprovenAnswer(request, 'SIGNATURE_INVALID') };
     }
     trust.verified();
     return { bank };
@@ -149,7 +164,7 @@ export class AtmExchange {
 
   /** A message type no handler takes: not one that carries a MAC, so nothing is proven; a plain 12. */
   unsupported(request: IsoFields): Buffer {
-    return this.plainAnswer(request, '12');
+    return this.plainAnswer(request, 'UNSUPPORTED_MESSAGE');
   }
 
   /**
@@ -158,8 +173,8 @@ export class AtmExchange {
    * field 32 would let anyone who can reach the port spend that bank's budget.
    */
   networkManagement(request: IsoFields): Buffer {
-    const code = ['001', '002', '301'].includes(request[70]) ? '00' : '12';
-    return packMessage(pick(request, [7, 11, 32, 70], { 0: '0810', 39: code }));
+    const { purpose } = readNetworkManagement(request);
+    return packMessage(echo(request, '0810', { 39: responseCodeOf(purpose ? null : 'UNSUPPORTED_MESSAGE') }));
   }
 
   /** A 0200 whose MAC verified. */
@@ -169,24 +184,18 @@ export class AtmExchange {
     // After the MAC, as HTTP limits after the signature: forged frames must not spend the bank's budget.
     // Refused before anything is decided or stored (no row, no atm_refused_message: a write per refusal
     // is the load the limit exists to shed); only the ops stream sees it. 91 tells the switch to try later.
-    if (!(await this.rateLimiter.tryTake(bank.code, bank.rateLimitPerSecond))) return this.failed(request, bank, '91', 'RATE_LIMITED', receivedAt);
-    if (request[3] !== ACTIVATION_PROCESSING_CODE) return this.failed(request, bank, '12', 'MALFORMED_REQUEST', receivedAt);
-    const missing = REQUIRED_IN_0200.filter((field) => request[field] === undefined);
-    if (missing.length) return this.failed(request, bank, '30', 'MALFORMED_REQUEST', receivedAt);
-    let nationalId: string;
-    let mobile: string;
-    try {
-      const tlv = parseTlv(request[48]);
-      const id = checkNationalId(tlv.get('NI'));
-      const phone = normalizeMobile(tlv.get('MN'));
-      if (!id.valid) return this.failed(request, bank, '30', 'INVALID_NATIONAL_ID', receivedAt);
-      if (!phone.valid) return this.failed(request, bank, '30', 'INVALID_MOBILE', receivedAt);
-      nationalId = id.nationalId;
-      mobile = phone.e164;
-    } catch (error) {
-      if (error instanceof TlvError) return this.failed(request, bank, '30', 'MALFORMED_REQUEST', receivedAt);
-      throw error;
-    }
+    if (!(await this.rateLimiter.tryTake(bank.code, bank.rateLimitPerSecond))) return this.failed(request, bank, 'RATE_LIMITED', receivedAt);
+    // Field 3 first, missing or not: spec 4.2 answers any other processing code 12, before the other fields are looked at.
+    if (request[3] !== ACTIVATION_PROCESSING_CODE) return this.failed(request, bank, 'UNSUPPORTED_MESSAGE', receivedAt);
+    const decoded = readActivationRequest(request);
+    if (!decoded.ok) return this.failed(request, bank, 'MALFORMED_REQUEST', receivedAt);
+    const activation = decoded.message;
+    const id = checkNationalId(activation.nationalId);
+    const phone = normalizeMobile(activation.mobile);
+    if (!id.valid) return this.failed(request, bank, 'INVALID_NATIONAL_ID', receivedAt);
+    if (!phone.valid) return this.failed(request, bank, 'INVALID_MOBILE', receivedAt);
+    const nationalId = id.nationalId;
+    const mobile = phone.e164;
     const requestId = atmRequestId(request);
     let result;
     try {
@@ -201,34 +210,34 @@ export class AtmExchange {
         requestDigest: createHash('sha256').update(requestId).digest('hex'),
         receivedAt,
         atm: {
-          acquirerId: request[32],
-          terminalId: request[41],
-          stan: request[11],
-          rrn: request[37],
-          transmittedAt: request[7],
-          panHash: createHmac('sha256', this.panHashKey).update(request[2]).digest('hex'),
+          acquirerId: activation.acquirerId,
+          terminalId: activation.terminalId,
+          stan: activation.stan,
+          rrn: activation.rrn,
+          transmittedAt: activation.transmittedAt,
+          panHash: createHmac('sha256', this.panHashKey).update(activation.pan).digest('hex'),
         },
         // Stored without the PAN (never stored in clear) and without the MAC; both are added when sent.
         renderResponse: (record) => ({ status: 0, body: JSON.stringify(this.fields0210(request, record)) }),
       });
     } catch (error) {
-      if (error instanceof GatewayError && error.code === 'UNAVAILABLE') return this.failed(request, bank, '91', 'UNAVAILABLE', receivedAt);
+      if (error instanceof GatewayError && error.code === 'UNAVAILABLE') return this.failed(request, bank, 'UNAVAILABLE', receivedAt);
       this.recordError(request, bank, 'INTERNAL_ERROR', receivedAt);
       throw error;
     }
     // Decided or replayed: already on the ops stream; the PAN (never stored) and the MAC are added now.
     const stored: IsoFields = JSON.parse(result.response.body);
-    return this.sign(bank, { ...stored, 2: request[2] });
+    return packSigned({ ...stored, 2: activation.pan }, bank.macKey);
   }
 
   /** A 0200 answered without a decision: the answer, and its request-handled event on the ops stream. */
-  private failed(request: IsoFields, bank: BankProfile | null, code: ResponseCode, errorCode: ErrorCode, receivedAt: number): Buffer {
+  private failed(request: IsoFields, bank: BankProfile | null, errorCode: AtmErrorCode, receivedAt: number): Buffer {
     this.recordError(request, bank, errorCode, receivedAt);
-    return this.answer0210(request, code, bank);
+    return this.codeAnswer(request, errorCode, bank);
   }
 
-  private recordError(request: IsoFields, bank: BankProfile | null, errorCode: ErrorCode, receivedAt: number): void {
-    const keyed = [7, 11, 32, 37, 41].every((field) => request[field] !== undefined);
+  private recordError(request: IsoFields, bank: BankProfile | null, errorCode: AtmErrorCode, receivedAt: number): void {
+    const keyed = missingFields(request, REQUEST_KEY_FIELDS).length === 0;
     this.ops.record({
       bankCode: bank?.code ?? 'UNKNOWN',
       channel: 'ATM',
@@ -236,7 +245,7 @@ export class AtmExchange {
       activationId: null,
       outcome: 'ERROR',
       reason: null,
-      errorCode,
+      errorCode: reportedErrorCode(errorCode),
       latencyMs: Math.round((performance.now() - receivedAt) * 100) / 100,
       subjectHash: null,
       replayed: false,
@@ -244,8 +253,8 @@ export class AtmExchange {
   }
 
   private fields0210(request: IsoFields, record: ActivationRecord): IsoFields {
-    const code = responseCodeOf(record.reason);
-    const fields = pick(request, ECHOED_IN_0210.filter((f) => f !== 2), { 0: '0210', 39: code });
+    // Stored for replays without the PAN (never stored in clear); it is added again when sent.
+    const fields = pickFields(request, echoedFields('0210').filter((f) => f !== 2), { 0: '0210', 39: responseCodeOf(record.reason) });
     if (record.status === 'ACCEPTED') {
       fields[38] = record.activationId.replace(/-/g, '').slice(0, 6).toUpperCase();
       fields[48] = buildTlv([['AI', record.activationId]]);
@@ -262,40 +271,35 @@ export class AtmExchange {
    */
   async reversal(request: IsoFields, message: AtmMessage): Promise<Buffer> {
     const bank = provenBank(message);
-    const answer = (code: ResponseCode) => this.answer0430(request, code, bank);
-    const original = request[90];
-    if (!original || !request[37] || !request[41]) return answer('30');
-    // Field 90: original MTI (4), STAN (6), transmission date and time (10), acquirer (11, zero-padded), forwarding institution (11).
-    const originalAcquirer = original.slice(20, 31);
-    const originalRequestId = atmRequestId({ 7: original.slice(10, 20), 11: original.slice(4, 10), 32: /[1-9]/.test(originalAcquirer) ? originalAcquirer : request[32], 37: request[37], 41: request[41] });
+    const answer = (cause: AtmErrorCode | null) => this.codeAnswer(request, cause, bank);
+    const decoded = readReversalAdvice(request);
+    if (!decoded.ok) return answer('MALFORMED_REQUEST');
+    const advice = decoded.message;
+    const { original } = advice;
+    // The original 0200 had the advice's RRN and terminal (spec 4.4); an all-zero acquirer in field 90 is the advice's own.
+    const originalRequestId = atmRequestId({ 7: original.transmittedAt, 11: original.stan, 32: original.acquirerId ?? request[32], 37: advice.rrn, 41: advice.terminalId });
     try {
       const result = await this.adviseReversal.execute(bank.code, originalRequestId);
-      this.log.emit('info', 'reversal advice', { bank: bank.code, stan: request[11], result });
-      return answer('00');
+      this.log.emit('info', 'reversal advice', { bank: bank.code, stan: advice.stan, result });
+      return answer(null);
     } catch (error) {
-      if (error instanceof GatewayError && error.code === 'UNAVAILABLE') return answer('91');
+      if (error instanceof GatewayError && error.code === 'UNAVAILABLE') return answer('UNAVAILABLE');
       throw error;
     }
   }
 
   /** Null when the MAC is present and right; otherwise why not. */
   private checkMac(bank: BankProfile, request: IsoFields, raw: Buffer): string | null {
-    const macField = raw[4] & 0x80 ? 128 : 64;
-    const received = request[macField];
-    if (received === undefined) return `MAC (field ${macField}) missing`;
-    if (!bank.macKey) return `no MAC key is configured for ${bank.code}`;
-    const expected = retailMac(bank.macKey, raw.subarray(0, raw.length - 8));
-    return timingSafeEqual(expected, Buffer.from(received, 'hex')) ? null : 'MAC does not verify';
-  }
-
-  /** Packs with the MAC of spec 4.3: over every byte before the MAC field, with the MAC bit set. */
-  private sign(bank: BankProfile, fields: IsoFields): Buffer {
-    const macField = Object.keys(fields).some((k) => Number(k) > 64) ? 128 : 64;
-    const unsigned = packMessage({ ...fields, [macField]: '0000000000000000' });
-    if (!bank.macKey) return unsigned;
-    const mac = retailMac(bank.macKey, unsigned.subarray(0, unsigned.length - 8));
-    mac.copy(unsigned, unsigned.length - 8);
-    return unsigned;
+    switch (verifyMac(raw, request, bank.macKey)) {
+      case 'valid':
+        return null;
+      case 'missing':
+        return `MAC (field ${macFieldOf(raw)}) missing`;
+      case 'no-key':
+        return `no MAC key is configured for ${bank.code}`;
+      case 'invalid':
+        return 'MAC does not verify';
+    }
   }
 
   /**
@@ -303,35 +307,30 @@ export class AtmExchange {
    * are whatever the sender chose; MAC'd with the bank's key, it would be a decline anyone on the path
    * could have made to stand in for the answer to the switch's genuine request.
    */
-  private unprovenAnswer(request: IsoFields, code: ResponseCode): Buffer {
-    return this.codeAnswer(request, code, null);
-  }
-
-  /** `bank` null: no MAC (unknown acquirer, or a message that proved nothing). */
-  private answer0210(request: IsoFields, code: ResponseCode, bank: BankProfile | null): Buffer {
-    const fields = pick(request, ECHOED_IN_0210, { 0: '0210', 39: code });
-    return bank ? this.sign(bank, fields) : packMessage(fields);
+  private unprovenAnswer(request: IsoFields, cause: AtmErrorCode): Buffer {
+    return this.codeAnswer(request, cause, null);
   }
 
   /** An answer to a request we cannot act on: the request's MTI turned into its response, 39 set, what can be echoed echoed. */
-  private plainAnswer(request: IsoFields, code: ResponseCode): Buffer {
+  private plainAnswer(request: IsoFields, cause: AtmErrorCode | null): Buffer {
     const mti = responseMti(request[0]) ?? '0810';
-    return packMessage(pick(request, [7, 11, 32, 37, 41], { 0: mti, 39: code }));
+    return packMessage(pickFields(request, MESSAGE_TABLE.otherRequests.echoes, { 0: mti, 39: responseCodeOf(cause) }));
   }
 
   private unreadable(raw: Buffer, problem: string, connection: string): ExchangeResult {
-    const head = peekMessageHead(raw);
+    const { required, echoes } = MESSAGE_TABLE.unreadable;
+    const head = peekFields(raw, echoes);
     const mti = head ? responseMti(head.mti) : null;
-    if (!head || !head.stan || !mti) {
+    if (!head || !mti || missingFields(head.fields, required).length > 0) {
       this.log.emit('warn', 'ISO 8583 frame cannot be read; closing the connection', { connection, problem, bytes: raw.length });
       return { close: problem };
     }
-    const fields: IsoFields = { 0: mti, 11: head.stan, 39: '30' };
-    if (head.acquirerId) fields[32] = head.acquirerId;
-    if (head.rrn) fields[37] = head.rrn;
-    const bank = head.acquirerId ? this.directory.forAcquirer(head.acquirerId) : undefined;
-    this.refuse({ ...fields, 0: head.mti }, bank ?? null, '30', redactPersonalData(`cannot be unpacked: ${problem}`).slice(0, 200));
-    if (head.mti === '0200') this.recordError({ 0: head.mti, 11: head.stan }, bank ?? null, 'MALFORMED_REQUEST', performance.now());
+    const fields: IsoFields = { ...head.fields, 0: mti, 39: responseCodeOf('MALFORMED_REQUEST') };
+    const acquirerId = head.fields[32];
+    const bank = acquirerId ? this.directory.forAcquirer(acquirerId) : undefined;
+    this.refuse({ ...fields, 0: head.mti }, bank ?? null, 'MALFORMED_REQUEST', redactPersonalData(`cannot be unpacked: ${problem}`).slice(0, 200));
+    // Only an activation request has a request-handled event; without its key fields it has no request id.
+    if (head.mti === '0200') this.recordError({ 0: head.mti, 11: head.fields[11] }, bank ?? null, 'MALFORMED_REQUEST', performance.now());
     try {
       // Never MAC'd: a message that cannot be unpacked cannot have its MAC checked, so it proved nothing (spec 4.3).
       return { reply: packMessage(fields) };
@@ -344,22 +343,27 @@ export class AtmExchange {
    * A message that proved nothing (spec 4.3: a MAC failure is recorded, never decided): counted and
    * maybe sampled by RefusedTraffic, in memory; no write and no log line of its own.
    */
-  private refuse(request: IsoFields, bank: BankProfile | null, code: ResponseCode, reason: string): void {
+  private refuse(request: IsoFields, bank: BankProfile | null, cause: AtmErrorCode | null, reason: string): void {
     this.refused.refuse({
       channel: 'ATM',
       source: request[32] ?? '-',
       bankCode: bank?.code ?? null,
-      code,
+      code: responseCodeOf(cause),
       reason,
       sample: { mti: request[0], acquirerId: request[32] ?? null, stan: request[11] ?? null, rrn: request[37] ?? null, terminalId: request[41] ?? null },
     });
   }
 }
 
-/** 0200 -> 0210, 0420/0421 -> 0430, 0800 -> 0810; null for what is not a request. */
+/**
+ * 0200 -> 0210, 0420/0421 -> 0430, 0800 -> 0810 as contracts/iso8583/messages.json defines them; another
+ * request MTI by the ISO 8583 rule (its function digit plus one, a repeat answered as the original); null
+ * for what is not a request.
+ */
 export function responseMti(mti: string): string | null {
   if (!/^[0-9]{4}$/.test(mti)) return null;
-  if (mti === '0421') return '0430';
+  const defined = messageDefinition(mti)?.answer;
+  if (defined) return defined;
   const third = Number(mti[2]);
   return third % 2 === 0 ? `${mti.slice(0, 2)}${third + 1}${mti[3] === '1' ? '0' : mti[3]}` : null;
 }
@@ -380,10 +384,4 @@ export function atmRequestId(fields: IsoFields): string {
 function provenBank(message: AtmMessage): BankProfile {
   if (!message.bank) throw new Error('a MAC-carrying message was routed without its MAC verified');
   return message.bank;
-}
-
-function pick(fields: IsoFields, numbers: number[], extra: IsoFields): IsoFields {
-  const picked: IsoFields = { ...extra };
-  for (const number of numbers) if (fields[number] !== undefined) picked[number] = fields[number];
-  return picked;
 }
