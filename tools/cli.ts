@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseCertificateBundle } from '../libs/pki';
-import { ActivationTraceRepository } from '../src/banks/activation-trace.repository';
+import { ActivationTraceRepository } from '../src/activation/activation-trace.repository';
 import { BankRepository } from '../src/banks/bank.repository';
 import { BankRegistryAdmin, RegistryChangeError } from '../src/banks/bank-registry-admin';
 import { keyEncryptionKey } from '../src/banks/banks.module';

@@ -5,7 +5,7 @@ import { Sql, StoreSession, Transactions } from '../database/sql';
 import { GatewayError, isStoreUnavailable } from '../common/gateway-error';
 import { EVENT_TYPES, TOPICS } from '../kafka/topics';
 import { OpsRecorder } from '../ops/ops-recorder';
-import { RequestHandled, requestHandledEvent } from '../ops/request-handled';
+import { decisionHandled, RequestHandled, requestHandledEvent } from '../ops/request-handled';
 import { SubjectHasher } from '../ops/subject-hasher';
 import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
 import { appendToOutbox } from '../outbox/outbox.repository';
@@ -238,17 +238,14 @@ export class ActivateAccount {
       decidedAt: new Date(),
     };
     const handled: RequestHandled = {
-      bankCode: record.bankCode,
-      channel: record.channel,
-      requestId: record.requestId,
-      activationId: record.activationId,
-      outcome: decision.outcome,
-      reason: decision.reason,
-      errorCode: null,
-      latencyMs: Math.round((performance.now() - command.receivedAt) * 100) / 100,
-      subjectHash: this.subjects.hash(record.nationalId),
+      ...decisionHandled({
+        ...record,
+        outcome: decision.outcome,
+        subjectHash: this.subjects.hash(record.nationalId),
+        elapsedMs: performance.now() - command.receivedAt,
+        replayed: false,
+      }),
       handledAt: record.decidedAt.toISOString(),
-      replayed: false,
     };
     return { command, record, response: command.renderResponse(record), handled };
   }
@@ -259,18 +256,19 @@ export class ActivateAccount {
     if (stored.requestDigest !== command.requestDigest) {
       throw new GatewayError('REQUEST_ID_REUSED', `request id "${command.requestId}" was already used by ${command.bank.code} with a different body`);
     }
-    this.ops.record({
-      bankCode: command.bank.code,
-      channel: command.channel,
-      requestId: command.requestId,
-      activationId: stored.activationId,
-      outcome: stored.accepted ? 'ACCEPTED' : 'REJECTED',
-      reason: stored.accepted ? null : stored.reason,
-      errorCode: null,
-      latencyMs: Math.round((performance.now() - command.receivedAt) * 100) / 100,
-      subjectHash: this.subjects.hash(stored.nationalId),
-      replayed: true,
-    });
+    this.ops.record(
+      decisionHandled({
+        bankCode: command.bank.code,
+        channel: command.channel,
+        requestId: command.requestId,
+        activationId: stored.activationId,
+        outcome: stored.accepted ? 'ACCEPTED' : 'REJECTED',
+        reason: stored.reason,
+        subjectHash: this.subjects.hash(stored.nationalId),
+        elapsedMs: performance.now() - command.receivedAt,
+        replayed: true,
+      }),
+    );
     return { replayed: true, response: { status: stored.responseStatus, body: stored.responseBody } };
   }
 }

@@ -4,7 +4,7 @@ import { sealSecret } from '../../libs/keys';
 import { CertificateInfo, parseCertificateBundle, verifyChain } from '../../libs/pki';
 import { CHANNELS, Channel } from '../activation/activation.types';
 import { Sql, Transactions } from '../database/sql';
-import { ActivationTraceRepository, TracedActivation } from './activation-trace.repository';
+import { ActivationTraceRepository, TracedActivation } from '../activation/activation-trace.repository';
 import { BankManager, BankRepository } from './bank.repository';
 
 /** A refused registry change, said so that the operator knows what to fix. */

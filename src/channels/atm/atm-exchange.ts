@@ -31,6 +31,7 @@ import { GatewayError } from '../../common/gateway-error';
 import { JsonLogger, withRequestContext } from '../../logging/json-logger';
 import { AtmErrorCode, reportedErrorCode, responseCodeOf } from './field39';
 import { OpsRecorder } from '../../ops/ops-recorder';
+import { errorHandled } from '../../ops/request-handled';
 import { RefusedTraffic } from '../../ops/refused-traffic';
 
 export const ACTIVATION_PROCESSING_CODE = processingCodeOf('0200');
@@ -238,18 +239,15 @@ export class AtmExchange {
 
   private recordError(request: IsoFields, bank: BankProfile | null, errorCode: AtmErrorCode, receivedAt: number): void {
     const keyed = missingFields(request, REQUEST_KEY_FIELDS).length === 0;
-    this.ops.record({
-      bankCode: bank?.code ?? 'UNKNOWN',
-      channel: 'ATM',
-      requestId: keyed ? atmRequestId(request) : null,
-      activationId: null,
-      outcome: 'ERROR',
-      reason: null,
-      errorCode: reportedErrorCode(errorCode),
-      latencyMs: Math.round((performance.now() - receivedAt) * 100) / 100,
-      subjectHash: null,
-      replayed: false,
-    });
+    this.ops.record(
+      errorHandled({
+        bankCode: bank?.code ?? 'UNKNOWN',
+        channel: 'ATM',
+        requestId: keyed ? atmRequestId(request) : null,
+        errorCode: reportedErrorCode(errorCode),
+        elapsedMs: performance.now() - receivedAt,
+      }),
+    );
   }
 
   private fields0210(request: IsoFields, record: ActivationRecord): IsoFields {

@@ -1,4 +1,5 @@
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { errorHandled, latencyMs } from '../../ops/request-handled';
 import { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Channel } from '../../activation/activation.types';
 import { ErrorCode } from '../../common/gateway-error';
@@ -156,18 +157,9 @@ export function configureHttpChannel(app: NestFastifyApplication, signer: Respon
       });
     }
     if (code && request.method === 'POST' && requestPath(request) === '/v1/activations') {
-      ops.recorder.record({
-        bankCode: knownBank ?? 'UNKNOWN',
-        channel: channelOf(request.body),
-        requestId: requestIdOf(request),
-        activationId: null,
-        outcome: 'ERROR',
-        reason: null,
-        errorCode: code,
-        latencyMs: Math.round(reply.elapsedTime * 100) / 100,
-        subjectHash: null,
-        replayed: false,
-      });
+      ops.recorder.record(
+        errorHandled({ bankCode: knownBank ?? 'UNKNOWN', channel: channelOf(request.body), requestId: requestIdOf(request), errorCode: code, elapsedMs: reply.elapsedTime }),
+      );
     }
     if (logger.enabled('debug')) logger.emit('debug', 'http request answered', {
       method: request.method,
@@ -175,7 +167,7 @@ export function configureHttpChannel(app: NestFastifyApplication, signer: Respon
       status: reply.statusCode,
       bank: request.headers['x-bank-id'],
       requestId: requestIdOf(request),
-      ms: Math.round(reply.elapsedTime * 100) / 100,
+      ms: latencyMs(reply.elapsedTime),
     });
   });
   app.useGlobalFilters(new HttpExceptionFilter(logger));
