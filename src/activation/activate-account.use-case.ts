@@ -10,22 +10,12 @@ import { SubjectHasher } from '../ops/subject-hasher';
 import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
 import { appendToOutbox } from '../outbox/outbox.repository';
 import { RegistrationReadModel } from '../registry/registration-read-model';
-import { ActivationStatus, Channel, Decision, DecisionReason } from './activation.types';
+import { ActivationRecord, Channel, Decision } from './activation.types';
 import { ActivationRepository } from './activation.repository';
 import { decide } from './decision';
 import { applyPendingReversal, reversalLockKey } from './advise-reversal.use-case';
 
-export interface ActivationRecord {
-  activationId: string;
-  requestId: string;
-  bankCode: string;
-  channel: Channel;
-  nationalId: string;
-  mobile: string;
-  status: ActivationStatus;
-  reason: DecisionReason | null;
-  decidedAt: Date;
-}
+export type { ActivationRecord } from './activation.types';
 
 /** The channel's answer, stored with the decision and replayed as is. */
 export interface StoredResponse {

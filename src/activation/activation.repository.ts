@@ -1,21 +1,12 @@
 import { DataSource } from 'typeorm';
 import { Sql } from '../database/sql';
-import { ActivationStatus, Channel, DecisionReason } from './activation.types';
+import { ActivationRecord, ActivationStatus, Channel, DecisionReason } from './activation.types';
 import { ActivationResult } from './activation-result';
 
 /** A decision about to be stored with its request and its answer. */
-export interface NewActivation {
-  activationId: string;
-  bankCode: string;
-  requestId: string;
-  channel: Channel;
-  nationalId: string;
-  mobile: string;
+export interface NewActivation extends ActivationRecord {
   customerReference: string | null;
   requestDigest: string;
-  status: ActivationStatus;
-  reason: DecisionReason | null;
-  decidedAt: Date;
   /** The channel's answer, replayed as is. */
   responseStatus: number;
   responseBody: string;

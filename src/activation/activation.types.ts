@@ -24,3 +24,16 @@ export interface Decision {
   outcome: Outcome;
   reason: DecisionReason | null;
 }
+
+/** A decision as the use case made it, and as the channels render it. */
+export interface ActivationRecord {
+  activationId: string;
+  requestId: string;
+  bankCode: string;
+  channel: Channel;
+  nationalId: string;
+  mobile: string;
+  status: ActivationStatus;
+  reason: DecisionReason | null;
+  decidedAt: Date;
+}
