@@ -17,22 +17,28 @@ import { applyPendingReversal, reversalLockKey } from './advise-reversal.use-cas
 
 export type { ActivationRecord } from './activation.types';
 
-/** The channel's answer, stored with the decision and replayed as is. */
-export interface StoredResponse {
+/**
+ * The channel's own answer to a decision, stored with it so that a repeat of the request is answered
+ * exactly as the first time. Opaque here: signed JSON keeps its status and JSON body; ATM the 0210's
+ * fields (status 0), without the PAN and the MAC, which it adds when sending.
+ */
+export interface ReplayForm {
   status: number;
   body: string;
 }
 
-/** Where an ATM request came from (spec 4.2); never the PAN itself. */
-export interface AtmOrigin {
-  acquirerId: string;
-  terminalId: string;
-  stan: string;
-  rrn: string;
-  /** Field 7, MMDDhhmmss. */
-  transmittedAt: string;
-  /** Keyed hash of the PAN. */
-  panHash: string;
+/**
+ * Where a request came from beyond its bank and channel, as its channel describes it; opaque to the
+ * decision. Stored with the request, published with its decision, and, when reversible, what a later
+ * reversal advice names (spec 4.4).
+ */
+export interface RequestOrigin {
+  /** The point of service, stored in the request's row; never the PAN itself (a keyed hash). */
+  readonly pointOfService: { acquirerId: string; terminalId: string; stan: string; rrn: string; transmittedAt: string; panHash: string };
+  /** Added to the decision event's data (spec 5.1). */
+  readonly published: Readonly<Record<string, string>>;
+  /** A reversal advice may undo the activation: its decision is serialised with the advice, and an advice that came first applies. */
+  readonly reversible: boolean;
 }
 
 /** One activation request, as every channel hands it over after translating its wire format. */
@@ -49,12 +55,14 @@ export interface ActivateAccountCommand {
   requestDigest: string;
   /** performance.now() when the request arrived, for the latency on the ops stream. */
   receivedAt: number;
-  /** ATM requests only. */
-  atm?: AtmOrigin;
-  renderResponse(record: ActivationRecord): StoredResponse;
+  /** Null when the bank and channel say all (signed JSON). */
+  origin: RequestOrigin | null;
+  /** The channel's answer to the decision, stored with it (called inside the decision's transaction). */
+  replayForm(record: ActivationRecord): ReplayForm;
 }
 
-export type ActivationResult = { replayed: false; record: ActivationRecord; response: StoredResponse } | { replayed: true; response: StoredResponse };
+/** The decision and the channel's answer to it; or, for a request already decided, that stored answer. */
+export type ActivationResult = { replayed: false; record: ActivationRecord; replayForm: ReplayForm } | { replayed: true; replayForm: ReplayForm };
 
 /** Requests decided in one transaction at most; a burst larger than this waits for the next batch. */
 const MAX_BATCH = 64;
@@ -67,7 +75,7 @@ interface Waiting {
   reject(error: unknown): void;
 }
 
-type Decided = { command: ActivateAccountCommand; record: ActivationRecord; response: StoredResponse; handled: RequestHandled };
+type Decided = { command: ActivateAccountCommand; record: ActivationRecord; replayForm: ReplayForm; handled: RequestHandled };
 
 /**
  * The one activation use case (spec section 2). The decision, the answer and
@@ -150,7 +158,7 @@ export class ActivateAccount {
       const outcome = decided[i];
       if (outcome) {
         this.ops.observeDecision(outcome.handled);
-        waiting.resolve({ replayed: false, record: outcome.record, response: outcome.response });
+        waiting.resolve({ replayed: false, record: outcome.record, replayForm: outcome.replayForm });
       } else {
         await this.replay(session.sql, waiting.command).then(waiting.resolve, (error) => waiting.reject(isStoreUnavailable(error) ? unavailable(error) : error));
       }
@@ -169,7 +177,7 @@ export class ActivateAccount {
     const lockKeys = new Set<string>();
     for (const command of commands) {
       lockKeys.add(`activation:${command.nationalId}`);
-      if (command.atm) lockKeys.add(reversalLockKey(command.bank.code, command.requestId));
+      if (command.origin?.reversible) lockKeys.add(reversalLockKey(command.bank.code, command.requestId));
     }
     await this.activations.lockInOrder(db, lockKeys);
     const registrations = await this.registrations.factsFor(
@@ -197,13 +205,13 @@ export class ActivateAccount {
     const toInsert = candidates.filter((c): c is Decided => c !== null);
     const inserted = await this.activations.insertNew(
       db,
-      toInsert.map(({ command, record, response }) => ({
+      toInsert.map(({ command, record, replayForm }) => ({
         ...record,
         customerReference: command.customerReference,
         requestDigest: command.requestDigest,
-        responseStatus: response.status,
-        responseBody: response.body,
-        atm: command.atm ?? null,
+        responseStatus: replayForm.status,
+        responseBody: replayForm.body,
+        pointOfService: command.origin?.pointOfService ?? null,
       })),
     );
     const stored = candidates.map((c) => (c && inserted.has(c.record.activationId) ? c : null));
@@ -211,7 +219,7 @@ export class ActivateAccount {
       db,
       stored.flatMap((d) => (d ? [decisionEvent(d), requestHandledEvent(d.handled)] : [])),
     );
-    for (const d of stored) if (d?.command.atm && d.record.status === 'ACCEPTED') await applyPendingReversal(this.activations, db, d.record.bankCode, d.record.requestId);
+    for (const d of stored) if (d?.command.origin?.reversible && d.record.status === 'ACCEPTED') await applyPendingReversal(this.activations, db, d.record.bankCode, d.record.requestId);
     return stored;
   }
 
@@ -237,7 +245,7 @@ export class ActivateAccount {
       }),
       handledAt: record.decidedAt.toISOString(),
     };
-    return { command, record, response: command.renderResponse(record), handled };
+    return { command, record, replayForm: command.replayForm(record), handled };
   }
 
   private async replay(db: Sql, command: ActivateAccountCommand): Promise<ActivationResult> {
@@ -259,7 +267,7 @@ export class ActivateAccount {
         replayed: true,
       }),
     );
-    return { replayed: true, response: { status: stored.responseStatus, body: stored.responseBody } };
+    return { replayed: true, replayForm: { status: stored.responseStatus, body: stored.responseBody } };
   }
 }
 
@@ -285,7 +293,7 @@ function decisionEvent({ record, command }: Decided): OutboxMessage {
         outcome: record.status,
         reason: record.reason,
         decidedAt: record.decidedAt.toISOString(),
-        ...(command.atm ? { terminalId: command.atm.terminalId, stan: command.atm.stan, rrn: command.atm.rrn } : {}),
+        ...command.origin?.published,
       },
       record.decidedAt,
     ),

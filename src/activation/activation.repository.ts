@@ -11,7 +11,7 @@ export interface NewActivation extends ActivationRecord {
   responseStatus: number;
   responseBody: string;
   /** ATM requests only (spec 4.2); never the PAN itself. */
-  atm: { acquirerId: string; terminalId: string; stan: string; rrn: string; transmittedAt: string; panHash: string } | null;
+  pointOfService: { acquirerId: string; terminalId: string; stan: string; rrn: string; transmittedAt: string; panHash: string } | null;
 }
 
 /** What a repeated request id is answered from. */
@@ -99,12 +99,12 @@ export class ActivationRepository {
         (r) => r.decidedAt.toISOString(),
         (r) => r.responseStatus,
         (r) => r.responseBody,
-        (r) => r.atm?.acquirerId ?? null,
-        (r) => r.atm?.terminalId ?? null,
-        (r) => r.atm?.stan ?? null,
-        (r) => r.atm?.rrn ?? null,
-        (r) => r.atm?.transmittedAt ?? null,
-        (r) => r.atm?.panHash ?? null,
+        (r) => r.pointOfService?.acquirerId ?? null,
+        (r) => r.pointOfService?.terminalId ?? null,
+        (r) => r.pointOfService?.stan ?? null,
+        (r) => r.pointOfService?.rrn ?? null,
+        (r) => r.pointOfService?.transmittedAt ?? null,
+        (r) => r.pointOfService?.panHash ?? null,
         (r) => r.status === 'ACCEPTED',
       ]),
     );

@@ -11,7 +11,7 @@ import { OpsRecorder } from '../ops/ops-recorder';
 import { appendToOutbox } from '../outbox/outbox.repository';
 import { SubjectHasher } from '../ops/subject-hasher';
 import { RegistrationReadModel } from '../registry/registration-read-model';
-import { ActivateAccount, ActivateAccountCommand, ActivationRecord } from './activate-account.use-case';
+import { ActivateAccount, ActivateAccountCommand, ActivationRecord, RequestOrigin } from './activate-account.use-case';
 import { ActivationRepository } from './activation.repository';
 import { AdviseReversal } from './advise-reversal.use-case';
 import { Channel } from './activation.types';
@@ -91,7 +91,8 @@ function command(person: { nationalId: string; mobile: string }, overrides: Part
     customerReference: null,
     requestDigest: createHash('sha256').update(`${requestId}:${person.nationalId}:${person.mobile}`).digest('hex'),
     receivedAt: performance.now(),
-    renderResponse: (record: ActivationRecord) => ({ status: 200, body: JSON.stringify({ activationId: record.activationId, status: record.status, reason: record.reason }) }),
+    origin: null,
+    replayForm: (record: ActivationRecord) => ({ status: 200, body: JSON.stringify({ activationId: record.activationId, status: record.status, reason: record.reason }) }),
     ...overrides,
   };
 }
@@ -120,8 +121,8 @@ it('one request id sent 20 times at once: one decision, one event, 19 replays of
   const results = await Promise.all(Array.from({ length: 20 }, () => activate.execute({ ...same, receivedAt: performance.now() })));
   const decided = results.filter((r) => !r.replayed);
   expect(decided).toHaveLength(1);
-  const answer = decided[0].response;
-  for (const r of results) expect(r.response).toEqual(answer);
+  const answer = decided[0].replayForm;
+  for (const r of results) expect(r.replayForm).toEqual(answer);
   const rows = await database.query<{ n: number }>(`SELECT count(*)::int AS n FROM activation_request WHERE bank_code = 'TSTA' AND request_id = $1`, [same.requestId]);
   expect(rows[0].n).toBe(1);
   expect(await outboxTypes(person.nationalId)).toEqual(['sa.absher.activation.accepted']);
@@ -133,7 +134,7 @@ it('a stored request id: the same body is replayed later, a different body is RE
   const decided = await activate.execute(first);
   expect(decided.replayed).toBe(false);
   const again = await activate.execute({ ...first, receivedAt: performance.now() });
-  expect(again).toEqual({ replayed: true, response: decided.response });
+  expect(again).toEqual({ replayed: true, replayForm: decided.replayForm });
 
   const other = await registered();
   const racing = command(other);
@@ -153,11 +154,16 @@ it('the rules see the whole batch: a mobile also held by another open account is
 });
 
 describe('an ATM activation and its reversal advice', () => {
-  const atm = { acquirerId: '111111', terminalId: 'STOREATM', stan: '000001', rrn: 'STORE0000001', transmittedAt: '1127101500', panHash: 'a'.repeat(64) };
+  /** As the ATM channel describes a request's origin. */
+  const atm = (stan: string, rrn: string): RequestOrigin => ({
+    pointOfService: { acquirerId: '111111', terminalId: 'STOREATM', stan, rrn, transmittedAt: '1127101500', panHash: 'a'.repeat(64) },
+    published: { terminalId: 'STOREATM', stan, rrn },
+    reversible: true,
+  });
 
   it('an advice that comes first is kept, then applied when the activation is accepted: REVERSED, reversal-advised once', async () => {
     const person = await registered();
-    const request = command(person, { channel: 'ATM', requestId: `111111:1127101500:000002:STORE0000002:STOREATM`, atm: { ...atm, stan: '000002', rrn: 'STORE0000002' } });
+    const request = command(person, { channel: 'ATM', requestId: `111111:1127101500:000002:STORE0000002:STOREATM`, origin: atm('000002', 'STORE0000002') });
     expect(await reversals.execute('TSTA', request.requestId)).toBe('PENDING');
     const decided = await activate.execute(request);
     expect(decided.replayed || decided.record.status).toBe('ACCEPTED');
@@ -166,6 +172,9 @@ describe('an ATM activation and its reversal advice', () => {
       [request.requestId],
     );
     expect(row).toEqual({ status: 'REVERSED', pending: 0 });
+    // The origin the channel described is published with the decision (spec 5.1).
+    const [decision] = await database.query<{ data: Record<string, unknown> }>(`SELECT payload::json->'data' AS data FROM outbox_event WHERE message_key = $1 ORDER BY id LIMIT 1`, [person.nationalId]);
+    expect(decision.data).toMatchObject({ channel: 'ATM', terminalId: 'STOREATM', stan: '000002', rrn: 'STORE0000002' });
     expect(await outboxTypes(person.nationalId)).toEqual(['sa.absher.activation.accepted', 'sa.absher.activation.reversal-advised']);
     expect(await reversals.execute('TSTA', request.requestId)).toBe('ALREADY_REVERSED');
     expect(await outboxTypes(person.nationalId)).toHaveLength(2);
@@ -176,7 +185,7 @@ describe('an ATM activation and its reversal advice', () => {
     await Promise.all(
       people.map(async (person, i) => {
         const stan = String(100 + i).padStart(6, '0');
-        const request = command(person, { channel: 'ATM', requestId: `111111:1127101500:${stan}:STORE0000${stan.slice(3)}:STOREATM`, atm: { ...atm, stan } });
+        const request = command(person, { channel: 'ATM', requestId: `111111:1127101500:${stan}:STORE0000${stan.slice(3)}:STOREATM`, origin: atm(stan, `STORE0000${stan.slice(3)}`) });
         const [, advice] = await Promise.all([activate.execute(request), reversals.execute('TSTA', request.requestId)]);
         expect(['REVERSED', 'PENDING']).toContain(advice);
       }),

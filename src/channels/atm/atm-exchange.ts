@@ -210,16 +210,22 @@ export class AtmExchange {
         // Spec 4.4: a repeat is the same 7, 11, 37, 41 from the same acquirer, whatever else it carries.
         requestDigest: createHash('sha256').update(requestId).digest('hex'),
         receivedAt,
-        atm: {
-          acquirerId: activation.acquirerId,
-          terminalId: activation.terminalId,
-          stan: activation.stan,
-          rrn: activation.rrn,
-          transmittedAt: activation.transmittedAt,
-          panHash: createHmac('sha256', this.panHashKey).update(activation.pan).digest('hex'),
+        origin: {
+          pointOfService: {
+            acquirerId: activation.acquirerId,
+            terminalId: activation.terminalId,
+            stan: activation.stan,
+            rrn: activation.rrn,
+            transmittedAt: activation.transmittedAt,
+            panHash: createHmac('sha256', this.panHashKey).update(activation.pan).digest('hex'),
+          },
+          // Spec 5.1: the identity core sees where an ATM activation was made.
+          published: { terminalId: activation.terminalId, stan: activation.stan, rrn: activation.rrn },
+          // Spec 4.4: the switch may advise that the ATM never delivered the 0210.
+          reversible: true,
         },
         // Stored without the PAN (never stored in clear) and without the MAC; both are added when sent.
-        renderResponse: (record) => ({ status: 0, body: JSON.stringify(this.fields0210(request, record)) }),
+        replayForm: (record) => ({ status: 0, body: JSON.stringify(this.fields0210(request, record)) }),
       });
     } catch (error) {
       if (error instanceof GatewayError && error.code === 'UNAVAILABLE') return this.failed(request, bank, 'UNAVAILABLE', receivedAt);
@@ -227,7 +233,7 @@ export class AtmExchange {
       throw error;
     }
     // Decided or replayed: already on the ops stream; the PAN (never stored) and the MAC are added now.
-    const stored: IsoFields = JSON.parse(result.response.body);
+    const stored: IsoFields = JSON.parse(result.replayForm.body);
     return packSigned({ ...stored, 2: activation.pan }, bank.macKey);
   }
 

@@ -53,10 +53,11 @@ export class ActivationsController {
       customerReference: activation.customerReference,
       requestDigest: createHash('sha256').update(body).digest('hex'),
       receivedAt,
-      renderResponse: (record) => ({ status: 200, body: JSON.stringify(decisionBody(record)) }),
+      origin: null,
+      replayForm: (record) => ({ status: 200, body: JSON.stringify(decisionBody(record)) }),
     });
     if (result.replayed) reply.header('idempotent-replayed', 'true');
-    reply.status(result.response.status).header('content-type', 'application/json').send(result.response.body);
+    reply.status(result.replayForm.status).header('content-type', 'application/json').send(result.replayForm.body);
   }
 
   @Get(':requestId')
