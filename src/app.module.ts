@@ -27,7 +27,6 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     @Inject(OpsRecorder) private readonly ops: OpsRecorder,
     @Inject(RefusedTraffic) private readonly refused: RefusedTraffic,
     @Inject(OpsViewConsumer) private readonly opsView: OpsViewConsumer,
-    @Inject(JsonLogger) private readonly logger: JsonLogger,
     @Inject(BankDirectory) private readonly banks: BankDirectory,
     @Inject(InstanceRegistry) private readonly instances: InstanceRegistry,
   ) {}

@@ -1,14 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { parseCertificateBundle } from '../libs/pki';
-import { ActivationTraceRepository } from '../src/activation/activation-trace.repository';
-import { BankRepository } from '../src/banks/bank.repository';
 import { BankRegistryAdmin, RegistryChangeError } from '../src/banks/bank-registry-admin';
-import { keyEncryptionKey } from '../src/banks/banks.module';
+import { bankRegistryAdmin } from '../src/banks/banks.module';
 import { ConfigurationError, GatewayConfig, loadConfig } from '../src/config/gateway-config';
 import { createDataSource } from '../src/database/data-source';
-import { Transactions } from '../src/database/sql';
 import { EMBEDDED_DATABASE_URL_FILE } from '../src/database/store';
 import { JsonLogger } from '../src/logging/json-logger';
 import { DataSource } from 'typeorm';
@@ -297,19 +293,12 @@ async function execute(command: Command, values: Record<string, unknown>): Promi
       await command.run(values);
       return 0;
     }
-    const logger = new JsonLogger('cli');
     const config = loadConfig();
     const operator = String(values.operator ?? process.env.ABSHER_OPERATOR ?? userInfo().username);
-    let anchors;
-    try {
-      anchors = parseCertificateBundle(readFileSync(config.TRUST_ANCHORS, 'utf8'));
-    } catch (error) {
-      throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} cannot be read as a PEM bundle: ${(error as Error).message}`);
-    }
     const dataSource = createDataSource(databaseUrl(config), 2);
     await dataSource.initialize();
     try {
-      await command.run({ admin: new BankRegistryAdmin(new BankRepository(dataSource), new ActivationTraceRepository(dataSource), new Transactions(dataSource), anchors, keyEncryptionKey(config), operator), dataSource }, values);
+      await command.run({ admin: bankRegistryAdmin(dataSource, config, operator), dataSource }, values);
       return 0;
     } finally {
       await dataSource.destroy();

@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { Module } from '@nestjs/common';
-import { parseCertificateBundle } from '../../libs/pki';
+import { CertificateInfo, parseCertificateBundle } from '../../libs/pki';
+import { DataSource } from 'typeorm';
+import { ActivationTraceRepository } from '../activation/activation-trace.repository';
+import { BankRegistryAdmin } from './bank-registry-admin';
 import { GatewayConfig } from '../config/gateway-config';
 import { ConfigurationError } from '../config/gateway-config';
 import { Transactions } from '../database/sql';
@@ -19,6 +22,23 @@ export function keyEncryptionKey(config: GatewayConfig): Buffer {
   return Buffer.from(config.KEY_ENCRYPTION_KEY, 'hex');
 }
 
+/** TRUST_ANCHORS, the CAs bank certificates must chain to. */
+export function loadTrustAnchors(config: GatewayConfig): CertificateInfo[] {
+  let anchors;
+  try {
+    anchors = parseCertificateBundle(readFileSync(config.TRUST_ANCHORS, 'utf8'));
+  } catch (error) {
+    throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} cannot be read as a PEM bundle: ${(error as Error).message}`);
+  }
+  if (anchors.length === 0) throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} holds no certificate`);
+  return anchors;
+}
+
+/** The registry as the operator CLI changes it: the same repositories, anchors and key as the gateway's, on the CLI's own connection. */
+export function bankRegistryAdmin(dataSource: DataSource, config: GatewayConfig, operator: string): BankRegistryAdmin {
+  return new BankRegistryAdmin(new BankRepository(dataSource), new ActivationTraceRepository(dataSource), new Transactions(dataSource), loadTrustAnchors(config), keyEncryptionKey(config), operator);
+}
+
 /** Partner banks: the registry (BANKS_FILE and the operator CLI), their certificates, authentication and rate limits. */
 @Module({
   providers: [
@@ -28,14 +48,7 @@ export function keyEncryptionKey(config: GatewayConfig): Buffer {
       provide: BankDirectory,
       inject: [GatewayConfig, BankRepository, Transactions, JsonLogger],
       useFactory: async (config: GatewayConfig, registry: BankRepository, transactions: Transactions, logger: JsonLogger) => {
-        let anchors;
-        try {
-          anchors = parseCertificateBundle(readFileSync(config.TRUST_ANCHORS, 'utf8'));
-        } catch (error) {
-          throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} cannot be read as a PEM bundle: ${(error as Error).message}`);
-        }
-        if (anchors.length === 0) throw new ConfigurationError(`TRUST_ANCHORS ${config.TRUST_ANCHORS} holds no certificate`);
-        const directory = new BankDirectory(registry, transactions, anchors, keyEncryptionKey(config), logger);
+        const directory = new BankDirectory(registry, transactions, loadTrustAnchors(config), keyEncryptionKey(config), logger);
         await directory.syncFromFile(readBankRegistryFile(config.BANKS_FILE));
         await directory.reload();
         return directory;

@@ -63,7 +63,7 @@ export class JsonLogger implements LoggerService {
   );
   private readonly pino: Logger;
 
-  constructor(private readonly component = 'gateway') {
+  constructor(component = 'gateway') {
     this.pino = JsonLogger.root.child({ component });
   }
 

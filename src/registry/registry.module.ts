@@ -1,6 +1,5 @@
 import { Module } from '@nestjs/common';
 import { GatewayConfig } from '../config/gateway-config';
-import { Store } from '../database/store';
 import { KafkaConnection } from '../kafka/kafka-connection';
 import { JsonLogger } from '../logging/json-logger';
 import { OutboxModule } from '../outbox/outbox.module';
