@@ -35,7 +35,7 @@ export interface CertificateSummary {
 }
 
 /**
- * What the operator CLI changes in the bank registry (issue 6). Every change
+ * What the operator CLI changes in the bank registry. Every change
  * is one transaction with its audit entry (who, what, when), and makes the
  * bank managed by the CLI from then on. Running gateways see the new audit
  * entry and reload (BankDirectory.watch), so no restart is needed. MAC keys

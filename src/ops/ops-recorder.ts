@@ -26,7 +26,7 @@ interface Window {
 }
 
 /**
- * The ops stream (spec 5.1, issue 4): one `request-handled` per handled
+ * The ops stream (spec 5.1): one `request-handled` per handled
  * request on every channel, and one `summary` per bank, channel and minute.
  *
  * A decision's request-handled event is written in the decision's own

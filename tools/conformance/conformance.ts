@@ -1,6 +1,6 @@
 /**
  * `npm run conformance`: the conformance kit a partner bank runs against the
- * gateway's test environment before it goes live (issue 6). It sends the
+ * gateway's test environment before it goes live. It sends the
  * standard cases of the partner interface (signed JSON, spec 3; ISO 8583,
  * spec 4), checks every answer, and prints a Markdown report the bank sends
  * in with its onboarding request. `--help` explains every option.

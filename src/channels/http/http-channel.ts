@@ -12,7 +12,7 @@ import { requestIdOf, requestPath } from './request-context';
 import { ResponseSigner } from './response-signer';
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
-/** Request line and headers together (issue 5); Node's default is 16 KiB. A bank's request needs about 1 KiB. */
+/** Request line and headers together; Node's default is 16 KiB. A bank's request needs about 1 KiB. */
 export const HEADER_LIMIT_BYTES = 8 * 1024;
 /** The router's limit on one path parameter (Fastify's default); a request id is at most 64 characters. */
 export const MAX_PARAM_LENGTH = 100;

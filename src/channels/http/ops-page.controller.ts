@@ -7,7 +7,7 @@ import { opsLoginPage, opsPage, PageWithPolicy } from '../../ops/live/ops-page';
 import { OpsViewConsumer } from '../../ops/live/ops-view.consumer';
 
 /**
- * The live operations page (issue 4): `/ops` (HTML), `/ops/stream`
+ * The live operations page: `/ops` (HTML), `/ops/stream`
  * (server-sent events), `/ops/snapshot` (the same data as JSON, for scripts),
  * each with the deployment: instances sharing the database, parked events.
  * Operators only: open on the development defaults, OPS_TOKEN otherwise.

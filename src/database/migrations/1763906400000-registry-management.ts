@@ -1,7 +1,7 @@
 import { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
- * The bank registry becomes manageable at run time (operator CLI, issue 6):
+ * The bank registry becomes manageable at run time (the operator CLI):
  * - who manages a bank: BANKS_FILE, or the CLI (then the file no longer overrides it);
  * - MAC keys stored sealed under the key-encryption key (never in clear);
  * - an audit trail of every change, whose newest id tells running gateways to reload.
