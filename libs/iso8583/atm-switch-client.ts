@@ -6,14 +6,14 @@ import { messageDefinition, requestCarriesMac } from './message-definitions';
 
 export type MacMode = 'valid' | 'wrong' | 'missing';
 
+/** The error of a request whose connection closed before its answer came. */
+export const CONNECTION_CLOSED = 'connection closed';
+
 /**
  * What an ATM switch does (spec 4): one TCP connection, many requests in
  * flight, answers matched on fields 11 and 37, MACs set and checked. Used by
  * the tests, `npm run simulate:atm` and the conformance kit.
  */
-/** The error of a request whose connection closed before its answer came. */
-export const CONNECTION_CLOSED = 'connection closed';
-
 export class AtmSwitchClient {
   private readonly decoder = new FrameDecoder(65535);
   private readonly waiting = new Map<string, { resolve: (answer: AtmAnswer) => void; reject: (error: Error) => void }>();

@@ -16,21 +16,13 @@ export class AtmContext extends BaseRpcContext<[AtmMessage]> {
   }
 }
 
-/**
- * The ATM switch transport (spec 4.1), a Nest microservices transport:
- * TCP, many connections, many requests in flight on each; every frame is
- * handled as soon as it is complete and answered as soon as it is decided,
- * in whatever order that is. Framing, connection limits, the MAC-failure rule
- * and back-pressure are this class's; Nest routes each unpacked message by its
- * MTI to the `@MessagePattern` handler of `AtmController`.
- */
 /** Requests one connection may have in flight; past it, reading pauses until answers go out. */
 export const MAX_IN_FLIGHT_PER_CONNECTION = 64;
 
 /** Refused connections are logged at most once per this interval (then a count of the rest). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
-export interface AtmListenerLimits {
+export interface AtmTransportLimits {
   /** A connection silent this long is closed. */
   idleTimeoutMs: number;
   /** Connections open at once; one more is closed at once. */
@@ -44,6 +36,14 @@ export interface AtmListenerLimits {
   macFailureWindowMs: number;
 }
 
+/**
+ * The ATM switch transport (spec 4.1), a Nest microservices transport:
+ * TCP, many connections, many requests in flight on each; every frame is
+ * handled as soon as it is complete and answered as soon as it is decided,
+ * in whatever order that is. Framing, connection limits, the MAC-failure rule
+ * and back-pressure are this class's; Nest routes each unpacked message by its
+ * MTI to the `@MessagePattern` handler of `AtmController`.
+ */
 export class AtmTransport extends Server implements CustomTransportStrategy {
   override readonly transportId = ATM_TRANSPORT;
   private server: TcpServer | null = null;
@@ -59,7 +59,7 @@ export class AtmTransport extends Server implements CustomTransportStrategy {
 
   constructor(
     private readonly exchange: AtmExchange,
-    private readonly limits: AtmListenerLimits,
+    private readonly limits: AtmTransportLimits,
     private readonly refused: RefusedTraffic,
     private readonly address: { port: number; host: string },
     private readonly appLogger: JsonLogger,
