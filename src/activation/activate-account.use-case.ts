@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { outsideRequestContext } from '../logging/json-logger';
 import { BankProfile } from '../banks/bank-directory';
 import { Sql, StoreSession, Transactions } from '../database/sql';
-import { GatewayError, isStoreUnavailable } from '../common/gateway-error';
+import { asStoreUnavailable, GatewayError, isStoreUnavailable } from '../common/gateway-error';
 import { EVENT_TYPES, TOPICS } from '../kafka/topics';
 import { OpsRecorder } from '../ops/ops-recorder';
 import { decisionHandled, RequestHandled, requestHandledEvent } from '../ops/request-handled';
@@ -160,7 +160,7 @@ export class ActivateAccount {
         this.ops.observeDecision(outcome.handled);
         waiting.resolve({ replayed: false, record: outcome.record, replayForm: outcome.replayForm });
       } else {
-        await this.replay(session.sql, waiting.command).then(waiting.resolve, (error) => waiting.reject(isStoreUnavailable(error) ? unavailable(error) : error));
+        await this.replay(session.sql, waiting.command).then(waiting.resolve, (error) => waiting.reject(asStoreUnavailable(error)));
       }
     }
   }
@@ -271,8 +271,10 @@ export class ActivateAccount {
   }
 }
 
+/** No connection to be had: whatever the error says, nothing was accepted. */
 function unavailable(cause: unknown): GatewayError {
-  return new GatewayError('UNAVAILABLE', 'the activation store is unavailable; nothing was accepted, retry later', cause);
+  const error = asStoreUnavailable(cause);
+  return error instanceof GatewayError ? error : new GatewayError('UNAVAILABLE', 'the activation store is unavailable; nothing was accepted, retry later', cause);
 }
 
 /** sa.absher.activation.accepted / rejected: what the identity core reads (key: national ID). */

@@ -1,4 +1,4 @@
-import { GatewayError, isStoreUnavailable } from '../common/gateway-error';
+import { asStoreUnavailable, GatewayError } from '../common/gateway-error';
 import { ActivationStatus, Channel } from './activation.types';
 import { ActivationRepository, StoredActivation } from './activation.repository';
 
@@ -22,8 +22,7 @@ export class ActivationQueries {
     try {
       stored = await this.activations.findByRequestId(bankCode, requestId);
     } catch (error) {
-      if (isStoreUnavailable(error)) throw new GatewayError('UNAVAILABLE', 'the activation store is unavailable; retry later', error);
-      throw error;
+      throw asStoreUnavailable(error);
     }
     if (!stored) throw new GatewayError('NOT_FOUND', `${bankCode} never submitted request id "${requestId}"`);
     return {

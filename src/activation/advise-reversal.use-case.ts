@@ -1,4 +1,4 @@
-import { GatewayError, isStoreUnavailable } from '../common/gateway-error';
+import { asStoreUnavailable } from '../common/gateway-error';
 import { Sql, Transactions } from '../database/sql';
 import { EVENT_TYPES, TOPICS } from '../kafka/topics';
 import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
@@ -81,8 +81,7 @@ export class AdviseReversal {
       if (result === 'REVERSED') this.onCommitted();
       return result;
     } catch (error) {
-      if (isStoreUnavailable(error)) throw new GatewayError('UNAVAILABLE', 'the activation store is unavailable', error);
-      throw error;
+      throw asStoreUnavailable(error);
     }
   }
 }

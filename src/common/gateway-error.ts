@@ -46,3 +46,11 @@ export function isStoreUnavailable(error: unknown): boolean {
   if ((e as { name?: string }).name === 'QueryRunnerAlreadyReleasedError') return true;
   return /Connection terminated|not currently accepting connections|terminating connection|connection timeout|Client has encountered a connection error|timeout exceeded when trying to connect|Cannot use a pool after calling end|not queryable/i.test(e.message ?? '');
 }
+
+/**
+ * The one answer to a store that cannot be reached: `UNAVAILABLE` (503 with Retry-After, or 91), saying
+ * nothing was accepted. Other errors are returned as they are.
+ */
+export function asStoreUnavailable(error: unknown): unknown {
+  return isStoreUnavailable(error) ? new GatewayError('UNAVAILABLE', 'the activation store is unavailable; nothing was accepted, retry later', error) : error;
+}
