@@ -16,7 +16,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { checkNationalId, luhnValid, maskNationalId } from '../libs/identity';
-import { BankSigningIdentity, signBankRequest } from '../libs/jws';
+import { BankSigningIdentity, signBankRequest } from '../libs/jws/request-signing';
 import { parseCertificateBundle } from '../libs/pki';
 import { isUnbound, verifyResponseSignature } from '../src/channels/http/response-signer';
 import { projectRoot } from '../src/common/project-root';

@@ -1,5 +1,5 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { signBankRequest } from '../../libs/jws';
+import { signBankRequest } from '../../libs/jws/request-signing';
 import { parseCertificateBundle, verifyChain } from '../../libs/pki';
 import { issueCertificate } from '../../libs/pki/certificate-builder';
 import { GatewayError } from '../common/gateway-error';

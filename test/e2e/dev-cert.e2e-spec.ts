@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import request from 'supertest';
-import { BankSigningIdentity, signBankRequest } from '../../libs/jws';
+import { BankSigningIdentity, signBankRequest } from '../../libs/jws/request-signing';
 import { parseCertificateBundle, verifyChain } from '../../libs/pki';
 import { issueCertificate } from '../../libs/pki/certificate-builder';
 import { GatewayProcess } from '../support/gateway-process';

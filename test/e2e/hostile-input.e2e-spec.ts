@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import { connect, Socket } from 'node:net';
-import { BankSigningIdentity, signBankRequest } from '../../libs/jws';
+import { BankSigningIdentity, signBankRequest } from '../../libs/jws/request-signing';
 import { TOPICS } from '../../src/kafka/topics';
 import { expectContract } from '../support/contracts';
 import { localSpelling, newMobile, newNationalId } from '../support/identities';

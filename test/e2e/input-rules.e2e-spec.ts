@@ -1,5 +1,5 @@
 import { sign } from 'node:crypto';
-import { BankSigningIdentity } from '../../libs/jws';
+import { BankSigningIdentity } from '../../libs/jws/request-signing';
 import { isUnbound, verifyResponseSignature } from '../../src/channels/http/response-signer';
 import { TOPICS } from '../../src/kafka/topics';
 import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';

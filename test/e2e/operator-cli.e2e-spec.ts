@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
-import { BankSigningIdentity } from '../../libs/jws';
+import { BankSigningIdentity } from '../../libs/jws/request-signing';
 import { newMobile, newNationalId } from '../support/identities';
 import { openSecret } from '../../libs/keys';
 import { GatewayAnswer, TEST_KEY_ENCRYPTION_KEY, TestEnvironment } from '../support/test-environment';

@@ -1,6 +1,6 @@
 import { frame, IsoFields, parseTlv } from '../../libs/iso8583';
 import { AtmSwitchClient, matchKey } from '../../libs/iso8583/atm-switch-client';
-import { signBankRequest } from '../../libs/jws';
+import { signBankRequest } from '../../libs/jws/request-signing';
 import { TOPICS } from '../../src/kafka/topics';
 import { newMobile, newNationalId } from '../support/identities';
 import { GatewayAnswer, TestEnvironment } from '../support/test-environment';

@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
-import { BankSigningIdentity, parseDetachedJws, verifyDetachedSignature } from '../../libs/jws';
+import { parseDetachedJws, verifyDetachedSignature } from '../../libs/jws';
+import { BankSigningIdentity } from '../../libs/jws/request-signing';
 import { expectContract } from '../support/contracts';
 import { localSpelling, newMobile, newNationalId } from '../support/identities';
 import { TestEnvironment } from '../support/test-environment';

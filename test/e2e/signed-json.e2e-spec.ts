@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer';
-import { BankSigningIdentity, parseDetachedJws, signDetached } from '../../libs/jws';
+import { parseDetachedJws, signDetached } from '../../libs/jws';
+import { BankSigningIdentity } from '../../libs/jws/request-signing';
 import { TOPICS } from '../../src/kafka/topics';
 import { expectContract, expectEventContract, expectOpenApiSchema } from '../support/contracts';
 import { localSpelling, newMobile, newNationalId } from '../support/identities';

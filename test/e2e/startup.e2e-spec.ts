@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPrivateKey } from 'node:crypto';
-import { signBankRequest } from '../../libs/jws';
+import { signBankRequest } from '../../libs/jws/request-signing';
 import { parseCertificateBundle } from '../../libs/pki';
 import { GATEWAY_MAIN } from '../support/test-environment';
 

@@ -1,7 +1,7 @@
 import { createHash, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BankSigningIdentity } from '../../libs/jws';
+import { BankSigningIdentity } from '../../libs/jws/request-signing';
 import { parseCertificateBundle } from '../../libs/pki';
 import { newMobile, newNationalId } from '../support/identities';
 import { TestEnvironment } from '../support/test-environment';

@@ -3,7 +3,7 @@ import { Kafka, logLevel, Producer } from 'kafkajs';
 import request from 'supertest';
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { BankSigningIdentity, signBankRequest } from '../../libs/jws';
+import { BankSigningIdentity, signBankRequest } from '../../libs/jws/request-signing';
 import { isUnbound, verifyResponseSignature } from '../../src/channels/http/response-signer';
 import { DevelopmentBroker } from '../../src/kafka/development-broker';
 import { EVENT_TYPES, TOPICS } from '../../src/kafka/topics';

@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { BankSigningIdentity } from '../../libs/jws';
+import { BankSigningIdentity } from '../../libs/jws/request-signing';
 import { parseCertificateBundle } from '../../libs/pki';
 import { issueCertificate } from '../../libs/pki/certificate-builder';
 

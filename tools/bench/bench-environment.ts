@@ -7,7 +7,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { Client } from 'pg';
 import { stringify } from 'yaml';
 import { luhnValid } from '../../libs/identity';
-import { BankSigningIdentity } from '../../libs/jws';
+import { BankSigningIdentity } from '../../libs/jws/request-signing';
 import { parseCertificateBundle } from '../../libs/pki';
 import { issueCertificate } from '../../libs/pki/certificate-builder';
 import { projectRoot } from '../../src/common/project-root';

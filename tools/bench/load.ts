@@ -3,7 +3,7 @@ import { Agent, request } from 'node:http';
 import { Kafka, logLevel } from 'kafkajs';
 import { connect, Socket } from 'node:net';
 import { frame, FrameDecoder, packMessage, peekMessageHead, retailMac, unpackMessage } from '../../libs/iso8583';
-import { signBankRequest } from '../../libs/jws';
+import { signBankRequest } from '../../libs/jws/request-signing';
 import { atmRequestId } from '../../src/channels/atm/atm-exchange';
 import { TOPICS } from '../../src/kafka/topics';
 import { BenchBank, Customer, newNationalId } from './bench-environment';

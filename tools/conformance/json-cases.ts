@@ -1,6 +1,6 @@
 import { createPublicKey, KeyObject } from 'node:crypto';
 import { maskMobile, maskNationalId, redactPersonalData } from '../../libs/identity';
-import { BankSigningIdentity, signBankRequest } from '../../libs/jws';
+import { BankSigningIdentity, signBankRequest } from '../../libs/jws/request-signing';
 import { CertificateInfo, withinValidity } from '../../libs/pki';
 import { isUnbound, verifyResponseSignature } from '../../src/channels/http/response-signer';
 import { anotherMobile, CustomerRole, freshMobile, freshNationalId, localSpelling, TestCustomer, TestCustomers } from './customers';
