@@ -1,18 +1,12 @@
 import { asStoreUnavailable, GatewayError } from '../common/gateway-error';
-import { ActivationStatus, Channel } from './activation.types';
 import { ActivationRepository, StoredActivation } from './activation.repository';
 
-/** The state of a request as a bank may see it (GET /v1/activations/{requestId}). */
-export interface ActivationView {
-  activationId: string;
-  requestId: string;
-  bankCode: string;
-  channel: Channel;
-  status: ActivationStatus;
+/** The state of a request as a bank may see it (GET /v1/activations/{requestId}): times as ISO 8601, the identity core's reason once FAILED. */
+export type ActivationView = Pick<StoredActivation, 'activationId' | 'requestId' | 'bankCode' | 'channel' | 'status'> & {
   reason: string | null;
   decidedAt: string;
   completedAt: string | null;
-}
+};
 
 export class ActivationQueries {
   constructor(private readonly activations: ActivationRepository) {}

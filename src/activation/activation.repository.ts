@@ -25,28 +25,15 @@ export interface StoredRequest {
   responseBody: string;
 }
 
-/** A request as GET /v1/activations/{requestId} shows it. */
-export interface StoredActivation {
-  activationId: string;
-  requestId: string;
-  bankCode: string;
-  channel: Channel;
-  status: ActivationStatus;
-  reason: string | null;
+/** A request as it stands, for GET /v1/activations/{requestId}. */
+export interface StoredActivation extends Pick<ActivationRecord, 'activationId' | 'requestId' | 'bankCode' | 'channel' | 'status' | 'reason' | 'decidedAt'> {
+  /** Why the identity core failed it. */
   resultReason: string | null;
-  decidedAt: Date;
   completedAt: Date | null;
 }
 
 /** An ATM activation just marked reversed: what its reversal-advised event says. */
-export interface ReversedActivation {
-  activationId: string;
-  requestId: string;
-  bankCode: string;
-  channel: Channel;
-  nationalId: string;
-  mobile: string;
-  decidedAt: Date;
+export interface ReversedActivation extends Pick<ActivationRecord, 'activationId' | 'requestId' | 'bankCode' | 'channel' | 'nationalId' | 'mobile' | 'decidedAt'> {
   reversedAt: Date;
   terminalId: string;
   stan: string;
@@ -113,52 +100,24 @@ export class ActivationRepository {
 
   /** The stored request a repeated request id is answered from, or null. */
   async findStoredRequest(sql: Sql, bankCode: string, requestId: string): Promise<StoredRequest | null> {
-    const [row]: { activation_id: string; national_id: string; request_digest: string; accepted: boolean; reason: DecisionReason | null; response_status: number; response_body: string }[] =
-      await sql.query(
-        `SELECT activation_id, national_id, request_digest, accepted, reason, response_status, response_body FROM activation_request WHERE bank_code = $1 AND request_id = $2`,
-        [bankCode, requestId],
-      );
-    if (!row) return null;
-    return {
-      activationId: row.activation_id,
-      nationalId: row.national_id,
-      requestDigest: row.request_digest,
-      accepted: row.accepted,
-      reason: row.reason,
-      responseStatus: row.response_status,
-      responseBody: row.response_body,
-    };
+    const [stored]: StoredRequest[] = await sql.query(
+      `SELECT activation_id AS "activationId", national_id AS "nationalId", request_digest AS "requestDigest", accepted, reason,
+              response_status AS "responseStatus", response_body AS "responseBody"
+         FROM activation_request WHERE bank_code = $1 AND request_id = $2`,
+      [bankCode, requestId],
+    );
+    return stored ?? null;
   }
 
   /** A bank's request by its request id, for reading back; null when the bank never submitted it. */
   async findByRequestId(bankCode: string, requestId: string): Promise<StoredActivation | null> {
-    const [row]: {
-      activation_id: string;
-      request_id: string;
-      bank_code: string;
-      channel: Channel;
-      status: ActivationStatus;
-      reason: string | null;
-      result_reason: string | null;
-      decided_at: Date;
-      completed_at: Date | null;
-    }[] = await this.dataSource.query(
-      `SELECT activation_id, request_id, bank_code, channel, status, reason, result_reason, decided_at, completed_at
+    const [stored]: StoredActivation[] = await this.dataSource.query(
+      `SELECT activation_id AS "activationId", request_id AS "requestId", bank_code AS "bankCode", channel, status, reason,
+              result_reason AS "resultReason", decided_at AS "decidedAt", completed_at AS "completedAt"
          FROM activation_request WHERE bank_code = $1 AND request_id = $2`,
       [bankCode, requestId],
     );
-    if (!row) return null;
-    return {
-      activationId: row.activation_id,
-      requestId: row.request_id,
-      bankCode: row.bank_code,
-      channel: row.channel,
-      status: row.status,
-      reason: row.reason,
-      resultReason: row.result_reason,
-      decidedAt: new Date(row.decided_at),
-      completedAt: row.completed_at ? new Date(row.completed_at) : null,
-    };
+    return stored ?? null;
   }
 
   /**
@@ -167,37 +126,26 @@ export class ActivationRepository {
    */
   async reverseAccepted(tx: Sql, bankCode: string, requestId: string): Promise<ReversedActivation | null> {
     // In a CTE: TypeORM returns [rows, count] for a bare UPDATE ... RETURNING.
-    const [row] = await tx.query(
+    const [reversed]: ReversedActivation[] = await tx.query(
       `WITH reversed AS (
          UPDATE activation_request SET status = 'REVERSED', reversed_at = now()
           WHERE bank_code = $1 AND request_id = $2 AND channel = 'ATM' AND accepted AND reversed_at IS NULL
           RETURNING activation_id, request_id, bank_code, channel, national_id, mobile, decided_at, reversed_at, terminal_id, stan, rrn)
-       SELECT * FROM reversed`,
+       SELECT activation_id AS "activationId", request_id AS "requestId", bank_code AS "bankCode", channel, national_id AS "nationalId", mobile,
+              decided_at AS "decidedAt", reversed_at AS "reversedAt", terminal_id AS "terminalId", stan, rrn
+         FROM reversed`,
       [bankCode, requestId],
     );
-    if (!row) return null;
-    return {
-      activationId: row.activation_id,
-      requestId: row.request_id,
-      bankCode: row.bank_code,
-      channel: row.channel,
-      nationalId: row.national_id,
-      mobile: row.mobile,
-      decidedAt: new Date(row.decided_at),
-      reversedAt: new Date(row.reversed_at),
-      terminalId: row.terminal_id,
-      stan: row.stan,
-      rrn: row.rrn,
-    };
+    return reversed ?? null;
   }
 
   /** What a reversal advice finds of its original when it cannot reverse it: nothing, or whether it was accepted, reversed, and on which channel. */
   async reversalTarget(tx: Sql, bankCode: string, requestId: string): Promise<{ accepted: boolean; reversed: boolean; channel: Channel } | null> {
-    const [row]: { accepted: boolean; reversed_at: Date | null; channel: Channel }[] = await tx.query(
-      `SELECT accepted, reversed_at, channel FROM activation_request WHERE bank_code = $1 AND request_id = $2`,
+    const [target] = await tx.query(
+      `SELECT accepted, reversed_at IS NOT NULL AS reversed, channel FROM activation_request WHERE bank_code = $1 AND request_id = $2`,
       [bankCode, requestId],
     );
-    return row ? { accepted: row.accepted, reversed: row.reversed_at !== null, channel: row.channel } : null;
+    return target ?? null;
   }
 
   /** Keeps a reversal whose original is not known yet, to apply when it is accepted. */
@@ -216,11 +164,11 @@ export class ActivationRepository {
 
   /** An activation a result names, locked until the caller's transaction ends; null when none is known. */
   async lockForResult(tx: Sql, activationId: string): Promise<{ status: ActivationStatus; bankCode: string; channel: Channel; requestId: string } | null> {
-    const [row]: { status: ActivationStatus; bank_code: string; channel: Channel; request_id: string }[] = await tx.query(
-      `SELECT status, bank_code, channel, request_id FROM activation_request WHERE activation_id = $1 FOR UPDATE`,
+    const [locked] = await tx.query(
+      `SELECT status, bank_code AS "bankCode", channel, request_id AS "requestId" FROM activation_request WHERE activation_id = $1 FOR UPDATE`,
       [activationId],
     );
-    return row ? { status: row.status, bankCode: row.bank_code, channel: row.channel, requestId: row.request_id } : null;
+    return locked ?? null;
   }
 
   /** The identity core's result on an accepted activation: ACTIVATED or FAILED, with when and why. */

@@ -5,7 +5,7 @@ import { CertificateInfo, parseCertificateBundle, verifyChain } from '../../libs
 import { CHANNELS, Channel } from '../activation/activation.types';
 import { Sql, Transactions } from '../database/sql';
 import { ActivationTraceRepository, TracedActivation } from '../activation/activation-trace.repository';
-import { BankManager, BankRepository } from './bank.repository';
+import { BankListing, BankRepository } from './bank.repository';
 
 /** A refused registry change, said so that the operator knows what to fix. */
 export class RegistryChangeError extends Error {}
@@ -14,16 +14,8 @@ export const CLI_SOURCE = 'CLI';
 const BANK_CODE = /^[A-Z]{4}$/;
 const ACQUIRER = /^[0-9]{1,11}$/;
 
-export interface BankSummary {
-  code: string;
-  name: string;
-  channels: Channel[];
-  acquirerIds: string[];
-  rateLimitPerSecond: number;
-  managedBy: BankManager;
-  activeCertificates: number;
-  macKey: 'set' | 'not set';
-}
+/** A bank as `banks list` shows it. */
+export type BankSummary = Omit<BankListing, 'macKeySet'> & { macKey: 'set' | 'not set' };
 
 export interface CertificateSummary {
   thumbprint: string;
@@ -53,16 +45,7 @@ export class BankRegistryAdmin {
 
   async listBanks(): Promise<BankSummary[]> {
     const banks = await this.registry.listBanks();
-    return banks.map((b) => ({
-      code: b.code,
-      name: b.name,
-      channels: b.channels,
-      acquirerIds: b.acquirerIds,
-      rateLimitPerSecond: b.rateLimitPerSecond,
-      managedBy: b.managedBy,
-      activeCertificates: b.activeCertificates,
-      macKey: b.macKeySet ? 'set' : 'not set',
-    }));
+    return banks.map(({ macKeySet, ...bank }) => ({ ...bank, macKey: macKeySet ? 'set' : 'not set' }));
   }
 
   async registerBank(bank: { code: string; name: string; channels: string[]; acquirerIds: string[]; rateLimitPerSecond: number }): Promise<void> {

@@ -91,44 +91,24 @@ export class BankRepository {
   }
 
   async allBanks(): Promise<StoredBank[]> {
-    const rows: { code: string; name: string; channels: Channel[]; acquirer_ids: string[]; rate_limit_per_second: number; mac_key_sealed: string | null }[] =
-      await this.dataSource.query(`SELECT code, name, channels, acquirer_ids, rate_limit_per_second, mac_key_sealed FROM bank`);
-    return rows.map((r) => ({
-      code: r.code,
-      name: r.name,
-      channels: r.channels,
-      acquirerIds: r.acquirer_ids,
-      rateLimitPerSecond: r.rate_limit_per_second,
-      macKeySealed: r.mac_key_sealed,
-    }));
+    return this.dataSource.query(
+      `SELECT code, name, channels, acquirer_ids AS "acquirerIds", rate_limit_per_second AS "rateLimitPerSecond", mac_key_sealed AS "macKeySealed" FROM bank`,
+    );
   }
 
   /** Every certificate not revoked, of every bank. */
   async certificatesInUse(): Promise<CertificateInUse[]> {
-    const rows: { thumbprint: string; bank_code: string; pem: string }[] = await this.dataSource.query(
-      `SELECT thumbprint, bank_code, pem FROM bank_certificate WHERE revoked_at IS NULL`,
-    );
-    return rows.map((r) => ({ thumbprint: r.thumbprint, bankCode: r.bank_code, pem: r.pem }));
+    return this.dataSource.query(`SELECT thumbprint, bank_code AS "bankCode", pem FROM bank_certificate WHERE revoked_at IS NULL`);
   }
 
   /** The banks with the number of certificates in use, by code. */
   async listBanks(): Promise<BankListing[]> {
-    const rows: { code: string; name: string; channels: Channel[]; acquirer_ids: string[]; rate_limit_per_second: number; managed_by: BankManager; mac_key_sealed: string | null; certificates: number }[] =
-      await this.dataSource.query(
-        `SELECT b.code, b.name, b.channels, b.acquirer_ids, b.rate_limit_per_second, b.managed_by, b.mac_key_sealed,
-                (SELECT count(*)::int FROM bank_certificate c WHERE c.bank_code = b.code AND c.revoked_at IS NULL) AS certificates
-           FROM bank b ORDER BY b.code`,
-      );
-    return rows.map((r) => ({
-      code: r.code,
-      name: r.name,
-      channels: r.channels,
-      acquirerIds: r.acquirer_ids,
-      rateLimitPerSecond: r.rate_limit_per_second,
-      managedBy: r.managed_by,
-      macKeySet: Boolean(r.mac_key_sealed),
-      activeCertificates: r.certificates,
-    }));
+    return this.dataSource.query(
+      `SELECT b.code, b.name, b.channels, b.acquirer_ids AS "acquirerIds", b.rate_limit_per_second AS "rateLimitPerSecond", b.managed_by AS "managedBy",
+              b.mac_key_sealed IS NOT NULL AS "macKeySet",
+              (SELECT count(*)::int FROM bank_certificate c WHERE c.bank_code = b.code AND c.revoked_at IS NULL) AS "activeCertificates"
+         FROM bank b ORDER BY b.code`,
+    );
   }
 
   async exists(bankCode: string): Promise<boolean> {

@@ -1,19 +1,8 @@
 import { redactPersonalData } from '../../libs/identity';
-import { OutboxRepository } from './outbox.repository';
+import { OutboxRepository, ParkedRow } from './outbox.repository';
 
-export interface ParkedEvent {
-  id: string;
-  topic: string;
-  /** The message key (a national ID on the activations topic): masked for display. */
-  key: string;
-  type: string | null;
-  attempts: number;
-  reason: string | null;
-  createdAt: string;
-  parkedAt: string;
-  /** Rows of the same key waiting behind this one. */
-  waitingBehind: number;
-}
+/** A parked row as the operator sees it: its key masked (a national ID on the activations topic), times as ISO 8601. */
+export type ParkedEvent = Omit<ParkedRow, 'createdAt' | 'parkedAt'> & { createdAt: string; parkedAt: string };
 
 /** The operator's view of the outbox (npm run cli -- outbox ...): rows Kafka kept refusing, and re-queuing them. */
 export class OutboxAdmin {
