@@ -13,7 +13,7 @@ import { RegistrationReadModel } from '../registry/registration-read-model';
 import { ActivationRecord, Channel, Decision } from './activation.types';
 import { ActivationRepository } from './activation.repository';
 import { decide } from './decision';
-import { applyPendingReversal, reversalLockKey } from './advise-reversal.use-case';
+import { applyPendingReversals, reversalLockKey } from './advise-reversal.use-case';
 
 export type { ActivationRecord } from './activation.types';
 
@@ -219,7 +219,11 @@ export class ActivateAccount {
       db,
       stored.flatMap((d) => (d ? [decisionEvent(d), requestHandledEvent(d.handled)] : [])),
     );
-    for (const d of stored) if (d?.command.origin?.reversible && d.record.status === 'ACCEPTED') await applyPendingReversal(this.activations, db, d.record.bankCode, d.record.requestId);
+    await applyPendingReversals(
+      this.activations,
+      db,
+      stored.flatMap((d) => (d?.command.origin?.reversible && d.record.status === 'ACCEPTED' ? [{ bankCode: d.record.bankCode, requestId: d.record.requestId }] : [])),
+    );
     return stored;
   }
 

@@ -153,13 +153,17 @@ export class ActivationRepository {
     await tx.query(`INSERT INTO atm_pending_reversal (bank_code, request_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [bankCode, requestId]);
   }
 
-  /** Removes the pending reversal of a request; true when there was one. */
-  async takePendingReversal(tx: Sql, bankCode: string, requestId: string): Promise<boolean> {
-    const [taken] = await tx.query(
-      `WITH taken AS (DELETE FROM atm_pending_reversal WHERE bank_code = $1 AND request_id = $2 RETURNING 1) SELECT * FROM taken`,
-      [bankCode, requestId],
+  /** Removes the pending reversals of these requests, in one statement; returns the requests that had one. */
+  async takePendingReversals(tx: Sql, requests: readonly { bankCode: string; requestId: string }[]): Promise<{ bankCode: string; requestId: string }[]> {
+    if (requests.length === 0) return [];
+    return tx.query(
+      `WITH taken AS (
+         DELETE FROM atm_pending_reversal p USING unnest($1::text[], $2::text[]) AS r(bank_code, request_id)
+          WHERE p.bank_code = r.bank_code AND p.request_id = r.request_id
+         RETURNING p.bank_code, p.request_id)
+       SELECT bank_code AS "bankCode", request_id AS "requestId" FROM taken`,
+      [requests.map((r) => r.bankCode), requests.map((r) => r.requestId)],
     );
-    return Boolean(taken);
   }
 
   /** An activation a result names, locked until the caller's transaction ends; null when none is known. */

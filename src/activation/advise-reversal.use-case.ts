@@ -47,9 +47,12 @@ async function reverse(activations: ActivationRepository, tx: Sql, bankCode: str
   return true;
 }
 
-/** Called by ActivateAccount, under the same lock, when an ATM activation is accepted: a reversal that came first now applies. */
-export async function applyPendingReversal(activations: ActivationRepository, tx: Sql, bankCode: string, requestId: string): Promise<void> {
-  if (await activations.takePendingReversal(tx, bankCode, requestId)) await reverse(activations, tx, bankCode, requestId);
+/**
+ * Called by ActivateAccount, under the requests' locks, for the reversible activations a batch accepted:
+ * a reversal that came first now applies. One statement for the batch; one more per reversal found.
+ */
+export async function applyPendingReversals(activations: ActivationRepository, tx: Sql, accepted: readonly { bankCode: string; requestId: string }[]): Promise<void> {
+  for (const pending of await activations.takePendingReversals(tx, accepted)) await reverse(activations, tx, pending.bankCode, pending.requestId);
 }
 
 /**

@@ -315,9 +315,13 @@ export function peakRssMb(pid: number | undefined): number | null {
   }
 }
 
-/** A national ID that passes the gateway's checks (spec 1): 10 digits, first 1 or 2, Luhn. */
+/**
+ * A national ID that passes the gateway's checks (spec 1): 10 digits, first 1 or 2, Luhn.
+ * Always a citizen's (1…): residents' (2…) are the seeded read model's (`--registrations`,
+ * seeded-registrations.ts), so the bench's customers and its unregistered IDs never meet one.
+ */
 export function newNationalId(): string {
-  const body = `${randomInt(1, 3)}${String(randomInt(0, 100_000_000)).padStart(8, '0')}`;
+  const body = `1${String(randomInt(0, 100_000_000)).padStart(8, '0')}`;
   for (let check = 0; check <= 9; check++) if (luhnValid(`${body}${check}`)) return `${body}${check}`;
   throw new Error('unreachable: one check digit always fits');
 }

@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import { Kafka, logLevel } from 'kafkajs';
 import { cpus, totalmem } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,7 +7,9 @@ import { projectRoot } from '../../src/common/project-root';
 import { BenchEnvironment, Customer, GatewayInstance, peakRssMb } from './bench-environment';
 import { CLOCK_TICKS, CpuFigures, CpuSource, measureCpu, processCpu, processesNamedCpu, processTreeCpu, selfCpu } from './cpu';
 import { ActivationTopicWatcher, cryptoRates, LoadFigures, prepareJsonRequests, round, runHttpLoad, runIsoLoad } from './load';
-import { defineTool, readOptions } from '../options';
+import { OPEN_LOOP_TIMEOUT_MS, OpenLoopFigures, runOpenLoopHttp, runOpenLoopIso } from './open-loop';
+import { DrainFigures, MAX_SEEDED_REGISTRATIONS, publishReplay, REPLAYED_VERSION, ReplayFollower, rowsAtReplayedVersion, seedRegistrationsTable } from './seeded-registrations';
+import { defineTool, readOptions, reportUsageError, UsageError } from '../options';
 
 /**
  * `npm run bench`: drives the built gateway (its own process, real
@@ -16,24 +19,68 @@ import { defineTool, readOptions } from '../options';
  * next to one. Each step also reports the CPU time per activation of each
  * gateway process, of PostgreSQL, of the broker and of the load generator
  * (/proc/<pid>/stat). Writes the figures as JSON to bench/results/.
+ *
+ * With --rate / --rate-iso, open-loop steps at those rates (open-loop.ts)
+ * replace the closed-loop ones, the comparison and the ceilings. With
+ * --registrations N, N more registrations are seeded into the read model
+ * first, and the registrations consumer's replay throughput is measured last
+ * (seeded-registrations.ts).
  */
 const TOOL = defineTool({
   name: 'bench',
   summary: `Drives the built gateway (its own process, real PostgreSQL, the Kafka broker)
 and prints what it sustains next to the ceilings measured in the same run, then
 one instance against two, with the CPU each process spends per activation.
-Writes the figures as JSON to bench/results/.`,
+With --rate or --rate-iso, it sends at fixed rates instead (open loop) and
+reports the latency from each request's scheduled time. With --registrations,
+it decides against a larger read model and times a replay of it through the
+registrations consumer. Writes the figures as JSON to bench/results/.`,
   options: {
     seconds: { type: 'integer', value: 'N', min: 1, help: 'length of each load step (default 8; 2 with --quick)' },
     quick: { type: 'boolean', help: '2 s steps and fewer levels: a smoke run, not a measurement' },
     'no-multi': { type: 'boolean', help: 'skip the one-instance-vs-two step (a second gateway, its own ports and GATEWAY_INSTANCE_ID, next to the first)' },
+    rate: {
+      type: 'string',
+      value: 'N[,N…]',
+      group: 'open loop (instead of the closed-loop steps, the two-instance comparison and the ceilings)',
+      help: "signed JSON sent on a fixed schedule, N requests per second whatever the answers, one step per rate (e.g. 1000,2000); latencies count from each request's scheduled time, so a queue anywhere counts. Up to N/10 keep-alive connections (16 to 512). ISO 8583 runs at the same rates unless --rate-iso is given",
+    },
+    'rate-iso': {
+      type: 'string',
+      value: 'N[,N…]',
+      group: 'open loop (instead of the closed-loop steps, the two-instance comparison and the ceilings)',
+      help: `ISO 8583 0200s on a fixed schedule, N per second, one step per rate (e.g. 4000), pipelined over one connection per 500/s (2 to 16). Given alone, only ISO 8583 runs. Unanswered requests are abandoned ${OPEN_LOOP_TIMEOUT_MS / 1000} s after their scheduled time, in either channel, and counted as timeouts`,
+    },
+    registrations: {
+      type: 'integer',
+      value: 'N',
+      min: 1,
+      max: MAX_SEEDED_REGISTRATIONS,
+      group: 'read model',
+      help: "seed N registrations straight into PostgreSQL before the load steps (the bench's customers are still registered through Kafka), so decisions run against a read model that large; at the end, stop the gateway, publish a replay of all N (versions above the stored ones), start it again and time its registrations consumer applying them (registrations/s). Default: off",
+    },
   },
-  more: `Environment: BENCH_POSTGRES_URL (an admin connection to PostgreSQL; the
+  more: `Examples: --rate 2000 --rate-iso 4000 (the targets); --rate 1000 (request to
+Kafka at 1,000/s); --rate 500,1000,2000 --rate-iso 2000,4000 --seconds 5;
+--registrations 1000000 --quick.
+
+Environment: BENCH_POSTGRES_URL (an admin connection to PostgreSQL; the
 benchmark creates and drops a database of its own; default
 postgres://postgres@127.0.0.1:5432/postgres), KAFKA_BROKERS (a real
 cluster; default: the development broker).`,
 });
 const options = readOptions(TOOL);
+/** A list of rates, or the usage error every tool gives for a bad value. */
+function rates(name: 'rate' | 'rate-iso', text: string | undefined): number[] {
+  if (text === undefined) return [];
+  const values = text.split(',').map((part) => part.trim());
+  if (values.every((value) => /^[0-9]+$/.test(value) && Number(value) >= 1 && Number(value) <= 100_000)) return values.map(Number);
+  process.exit(reportUsageError(TOOL, new UsageError(`--${name} must be rates per second from 1 to 100000, separated by commas (got ${JSON.stringify(text)})`)));
+}
+const JSON_RATES = rates('rate', options.rate);
+const ISO_RATES = options['rate-iso'] === undefined ? JSON_RATES : rates('rate-iso', options['rate-iso']);
+const openLoop = JSON_RATES.length + ISO_RATES.length > 0;
+const seededRegistrations = options.registrations;
 const quick = options.quick;
 const multi = !options['no-multi'];
 const seconds = options.seconds ?? (quick ? 2 : 8);
@@ -43,6 +90,10 @@ const ISO_LEVELS = quick ? [8] : [1, 8, 32];
 const MULTI_HTTP_LEVELS = [16, 64];
 const MULTI_ISO_LEVELS = [8];
 const ISO_WINDOW = 16;
+/** Enough keep-alive connections for 100 ms per answer at the rate; past them requests wait in the generator (counted). */
+const openLoopHttpConnections = (rate: number) => Math.min(512, Math.max(16, Math.ceil(rate / 10)));
+/** A few pipelined connections, as switches keep: each carries 500/s, within the gateway's 64 in flight per connection up to 128 ms per answer. */
+const openLoopIsoConnections = (rate: number) => Math.min(16, Math.max(2, Math.ceil(rate / 500)));
 const CUSTOMERS = quick ? 2000 : 20_000;
 /** Requests signed ahead per client-second: more than the gateway can take, so no step runs dry. */
 const SIGNED_PER_SECOND = 4000;
@@ -52,6 +103,22 @@ const log = (line: string) => process.stdout.write(`${line}\n`);
 type EndToEnd = Awaited<ReturnType<ActivationTopicWatcher['collect']>>;
 type HttpStep = LoadFigures & { endToEnd: EndToEnd; cpu: CpuFigures };
 type IsoStep = LoadFigures & { endToEnd: EndToEnd; cpu: CpuFigures };
+type OpenLoopStep = OpenLoopFigures & { endToEnd: EndToEnd; cpu: CpuFigures };
+
+interface OpenLoop {
+  /** Latencies count from each request's scheduled send time; requests unanswered this long after it are timeouts. */
+  timeoutMs: number;
+  signedJson: Record<string, OpenLoopStep>;
+  iso8583: Record<string, OpenLoopStep>;
+}
+
+interface RegistrationsReplay {
+  published?: { registrations: number; seconds: number; perSecond: number };
+  drain?: DrainFigures & { rowsAtReplayedVersion: number };
+  /** CPU from the restarted gateway listening to the last update applied, per update applied in that window. */
+  cpu?: { ms: Record<string, number | null>; usPerRegistration: Record<string, number | null> };
+  error?: string;
+}
 
 interface TwoInstances {
   instanceIds: string[];
@@ -118,6 +185,33 @@ class Steps {
     return step;
   }
 
+  /** Open loop, signed JSON: `rate` pre-signed requests per second for the step's length (open-loop.ts). */
+  async openHttp(instance: GatewayInstance, rate: number): Promise<OpenLoopStep> {
+    const signStarted = performance.now();
+    const requests = await prepareJsonRequests(rate * seconds, this.env.banks, this.customers, `open${rate}-${Date.now()}`);
+    const signMs = performance.now() - signStarted;
+    const step = await measureCpu(this.sources([instance]), async () => {
+      const figures = await runOpenLoopHttp(instance.baseUrl, requests, rate, seconds * 1000, openLoopHttpConnections(rate), (id, at) => this.watcher.sent(id, at));
+      const endToEnd = await this.watcher.collect();
+      await this.watcher.settle();
+      return { ...figures, endToEnd };
+    });
+    log(`bench: open loop, signed JSON at ${rate}/s: ${openLoopLine(step)} (signed ${requests.length} ahead in ${Math.round(signMs)} ms)`);
+    return step;
+  }
+
+  /** Open loop, ISO 8583: `rate` 0200s per second for the step's length, pipelined (open-loop.ts). */
+  async openIso(instance: GatewayInstance, rate: number): Promise<OpenLoopStep> {
+    const step = await measureCpu(this.sources([instance]), async () => {
+      const figures = await runOpenLoopIso(instance.isoPort, this.env.banks, this.customers, rate, seconds * 1000, openLoopIsoConnections(rate), (id, at) => this.watcher.sent(id, at));
+      const endToEnd = await this.watcher.collect();
+      await this.watcher.settle();
+      return { ...figures, endToEnd };
+    });
+    log(`bench: open loop, ISO 8583 at ${rate}/s: ${openLoopLine(step)}`);
+    return step;
+  }
+
   /**
    * CPU at rest, ms per second, for a second with no load once the last
    * decisions reached Kafka: what the per-activation figures include
@@ -140,6 +234,8 @@ class Steps {
   }
 }
 
+const openLoopLine = (step: OpenLoopStep) =>
+  `achieved ${step.achievedPerSecond}/s; from the scheduled time p50 ${step.p50} ms, p95 ${step.p95} ms, p99 ${step.p99} ms, max ${step.max} ms; ${step.errors} errors, ${step.timeouts} timeouts; to Kafka p50 ${step.endToEnd.p50} ms, p99 ${step.endToEnd.p99} ms${step.endToEnd.missing ? ` (${step.endToEnd.missing} not seen)` : ''}; sent late p99 ${step.sentLateP99} ms; ${step.connections} connections; ${cpuLine(step.cpu)}`;
 const instancesLabel = (instances: GatewayInstance[]) => (instances.length === 1 ? `1 instance` : `${instances.length} instances`);
 const split = (figures: LoadFigures) => (figures.perInstance ? ` (served ${figures.perInstance.join(' / ')})` : '');
 const cpuLine = (cpu: CpuFigures) =>
@@ -153,6 +249,7 @@ async function main(): Promise<void> {
     startedAt: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: round(totalmem() / 2 ** 30, 1), node: process.version },
     secondsPerStep: seconds,
+    mode: openLoop ? 'open loop' : 'closed loop',
   };
   let ceiling: ChildProcess | null = null;
   let watcher: ActivationTopicWatcher | null = null;
@@ -186,6 +283,16 @@ async function main(): Promise<void> {
 
     log(`bench: registering ${CUSTOMERS} customers through absher.registrations.v1…`);
     const customers = await env.seedRegistrations(CUSTOMERS);
+    if (seededRegistrations) {
+      log(`bench: seeding ${seededRegistrations.toLocaleString('en')} more registrations straight into PostgreSQL…`);
+      const seed = await seedRegistrationsTable(env.databaseUrl, seededRegistrations, log);
+      report.readModel = { seededRegistrations: seed.rows, method: 'INSERT … SELECT FROM generate_series, computed in PostgreSQL (pg-copy-streams is not installed)', ...seed, customers: CUSTOMERS };
+      log(
+        `bench: seeded ${seed.rows.toLocaleString('en')} registrations straight into PostgreSQL in ${seed.seconds} s (${seed.perSecond.toLocaleString('en')}/s), then VACUUM (ANALYZE) in ${seed.vacuumSeconds} s. ` +
+          `Not with COPY: pg-copy-streams is not installed, and an INSERT … SELECT FROM generate_series computed in the server sends no rows, which makes it about as fast. ` +
+          `The load steps decide against ${(seed.rows + CUSTOMERS).toLocaleString('en')} registrations.`,
+      );
+    }
 
     watcher = new ActivationTopicWatcher(env.brokers);
     await watcher.start();
@@ -193,43 +300,74 @@ async function main(): Promise<void> {
     await steps.warmUp([first]);
     report.atRestCpuMsPerSecond = await steps.atRest([first]);
 
-    const http: Record<string, HttpStep> = {};
-    for (const concurrency of HTTP_LEVELS) http[concurrency] = await steps.http([first], concurrency);
-    report.signedJson = http;
+    let openLoopSteps: OpenLoop | null = null;
+    let closedLoop: { http: Record<string, HttpStep>; iso: Record<string, IsoStep>; twoInstances: TwoInstances | null } | null = null;
+    if (openLoop) {
+      openLoopSteps = { timeoutMs: OPEN_LOOP_TIMEOUT_MS, signedJson: {}, iso8583: {} };
+      report.openLoop = openLoopSteps;
+      for (const rate of JSON_RATES) openLoopSteps.signedJson[rate] = await steps.openHttp(first, rate);
+      for (const rate of ISO_RATES) openLoopSteps.iso8583[rate] = await steps.openIso(first, rate);
+      report.gatewayPeakRssMb = env.gatewayPeakRssMb();
+    } else {
+      const http: Record<string, HttpStep> = {};
+      for (const concurrency of HTTP_LEVELS) http[concurrency] = await steps.http([first], concurrency);
+      report.signedJson = http;
 
-    const iso: Record<string, IsoStep> = {};
-    for (const connections of ISO_LEVELS) iso[connections] = await steps.iso([first], connections);
-    report.iso8583 = iso;
-    report.gatewayPeakRssMb = env.gatewayPeakRssMb();
+      const iso: Record<string, IsoStep> = {};
+      for (const connections of ISO_LEVELS) iso[connections] = await steps.iso([first], connections);
+      report.iso8583 = iso;
+      report.gatewayPeakRssMb = env.gatewayPeakRssMb();
 
-    // One instance vs two on the same database and broker. A failure here leaves the figures above standing.
-    let twoInstances: TwoInstances | null = null;
-    if (multi) {
-      twoInstances = { instanceIds: [first.id], signedJson: {}, iso8583: {} };
-      report.twoInstances = twoInstances;
+      // One instance vs two on the same database and broker. A failure here leaves the figures above standing.
+      let twoInstances: TwoInstances | null = null;
+      if (multi) {
+        twoInstances = { instanceIds: [first.id], signedJson: {}, iso8583: {} };
+        report.twoInstances = twoInstances;
+        try {
+          await compareInstances(env, steps, first, http, iso, twoInstances);
+        } catch (error) {
+          twoInstances.error = (error as Error).message;
+          log(`bench: the two-instance step failed (the one-instance figures stand): ${(error as Error).message}`);
+        }
+      }
+
+      closedLoop = { http, iso, twoInstances };
+    }
+
+    // Last, as it restarts the gateway and leaves the read model updated. A failure here leaves the figures above standing.
+    let replay: RegistrationsReplay | null = null;
+    if (seededRegistrations) {
+      replay = {};
+      report.registrationsReplay = replay;
       try {
-        await compareInstances(env, steps, first, http, iso, twoInstances);
+        await measureReplay(env, shared, first, seededRegistrations, replay);
       } catch (error) {
-        twoInstances.error = (error as Error).message;
-        log(`bench: the two-instance step failed (the one-instance figures stand): ${(error as Error).message}`);
+        replay.error = (error as Error).message;
+        log(`bench: the registrations replay failed (the figures above stand): ${(error as Error).message}`);
       }
     }
 
-    // The ceiling: the same HTTP stack with the signature checked, no store, no Kafka.
-    const ceilingConfig = join(env.dir, 'ceiling.json');
-    writeFileSync(ceilingConfig, JSON.stringify({ certificates: env.banks.map((b) => b.identity.certificatePem), gatewayKeyFile: env.gatewayKeyFile, gatewayCertFile: env.gatewayCertFile }));
-    const started = await startCeiling(ceilingConfig);
-    ceiling = started.process;
-    const ceilingLevels: Record<string, LoadFigures> = {};
-    for (const concurrency of HTTP_LEVELS) {
-      const requests = await prepareJsonRequests(Math.min(SIGNED_PER_SECOND * 2 * seconds, 40_000), env.banks, customers, `ceiling${concurrency}`);
-      ceilingLevels[concurrency] = await runHttpLoad(started.baseUrl, requests, concurrency, seconds * 1000);
-      log(`bench: ceiling (HTTP + signature check only), ${concurrency} clients: ${ceilingLevels[concurrency].perSecond}/s, p99 ${ceilingLevels[concurrency].p99} ms`);
-    }
-    report.ceiling = { http: ceilingLevels, peakRssMb: peakRssMb(ceiling.pid) };
+    if (closedLoop) {
+      // The ceiling: the same HTTP stack with the signature checked, no store, no Kafka.
+      const ceilingConfig = join(env.dir, 'ceiling.json');
+      writeFileSync(ceilingConfig, JSON.stringify({ certificates: env.banks.map((b) => b.identity.certificatePem), gatewayKeyFile: env.gatewayKeyFile, gatewayCertFile: env.gatewayCertFile }));
+      const started = await startCeiling(ceilingConfig);
+      ceiling = started.process;
+      const ceilingLevels: Record<string, LoadFigures> = {};
+      for (const concurrency of HTTP_LEVELS) {
+        const requests = await prepareJsonRequests(Math.min(SIGNED_PER_SECOND * 2 * seconds, 40_000), env.banks, customers, `ceiling${concurrency}`);
+        ceilingLevels[concurrency] = await runHttpLoad(started.baseUrl, requests, concurrency, seconds * 1000);
+        log(`bench: ceiling (HTTP + signature check only), ${concurrency} clients: ${ceilingLevels[concurrency].perSecond}/s, p99 ${ceilingLevels[concurrency].p99} ms`);
+      }
+      report.ceiling = { http: ceilingLevels, peakRssMb: peakRssMb(ceiling.pid) };
 
-    printTable(report, http, iso, ceilingLevels, crypto);
-    if (twoInstances) printInstancesTable(twoInstances);
+      printTable(report, closedLoop.http, closedLoop.iso, ceilingLevels, crypto);
+      if (closedLoop.twoInstances) printInstancesTable(closedLoop.twoInstances);
+    } else {
+      printHeader(report, crypto);
+    }
+    if (openLoopSteps) printOpenLoopTable(openLoopSteps);
+    if (replay) printReplay(replay);
     const dir = join(projectRoot(), 'bench/results');
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `${String(report.startedAt).replace(/[:.]/g, '-')}.json`);
@@ -280,6 +418,41 @@ async function compareInstances(env: BenchEnvironment, steps: Steps, first: Gate
   }
 }
 
+/**
+ * The registrations consumer's own throughput: with the gateway stopped (so
+ * the replay is a backlog, as after the identity core republishes its state,
+ * and the publishing does not compete with the consuming), a replay of every
+ * seeded registration is published; then the gateway starts again under the
+ * same instance id and its consumer is timed until it has applied them all.
+ * The figures go into `result` as they are measured.
+ */
+async function measureReplay(env: BenchEnvironment, shared: Record<string, CpuSource>, first: GatewayInstance, count: number, result: RegistrationsReplay): Promise<void> {
+  log(`bench: registrations replay: stopping gateway ${first.id}, then publishing ${count.toLocaleString('en')} updates to absher.registrations.v1…`);
+  await env.stopGateway(first);
+  const kafka = new Kafka({ clientId: 'bench-identity-core', brokers: env.brokers, logLevel: logLevel.NOTHING });
+  const published = await publishReplay(kafka, count, log);
+  result.published = { registrations: count, seconds: published.seconds, perSecond: published.perSecond };
+  log(`bench: published ${count.toLocaleString('en')} in ${published.seconds} s (${published.perSecond.toLocaleString('en')}/s); starting gateway ${first.id} again…`);
+  const follower = new ReplayFollower(env.brokers, published.from, published.to, count);
+  await follower.start();
+  try {
+    const startedAt = performance.now();
+    const gateway = await env.startGateway({ GATEWAY_INSTANCE_ID: first.id });
+    // The CPU from here on is divided by what was applied from here on (the consumer starts before the gateway listens).
+    const appliedBefore = follower.applied;
+    const { cpu, drain } = await measureCpu({ [`gateway:${gateway.id}`]: processCpu(gateway.process.pid), ...shared }, async () => ({
+      drain: await follower.finished(startedAt, log),
+      requests: count - appliedBefore,
+    }));
+    const figures = { ...drain, rowsAtReplayedVersion: await rowsAtReplayedVersion(env.databaseUrl) };
+    result.drain = figures;
+    result.cpu = { ms: cpu.ms, usPerRegistration: cpu.usPerActivation };
+    log(`bench: registrations consumer applied ${count.toLocaleString('en')} updates: ${figures.perSecondConsuming.toLocaleString('en')}/s from its first commit (${figures.perSecondFromStart.toLocaleString('en')}/s from the gateway's start); ${figures.rowsAtReplayedVersion.toLocaleString('en')} rows at the replayed version; CPU µs/registration ${Object.entries(cpu.usPerActivation).map(([name, us]) => `${name} ${dash(us)}`).join(', ')}`);
+  } finally {
+    await follower.stop();
+  }
+}
+
 function startCeiling(configFile: string): Promise<{ process: ChildProcess; baseUrl: string }> {
   const child = spawn(process.execPath, [join(projectRoot(), 'dist/tools/bench/ceiling-server.js'), '--config', configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
@@ -291,6 +464,21 @@ function startCeiling(configFile: string): Promise<{ process: ChildProcess; base
   });
 }
 
+/** The run's heading: when, on what, against what. Returns the verification ceiling (the PS256/ES256 mix on one core). */
+function printHeader(report: Record<string, unknown>, crypto: ReturnType<typeof cryptoRates>): number {
+  const machine = report.machine as { cpus: number; cpuModel: string; memoryGb: number; node: string };
+  // Half the requests are PS256, half ES256: the verification ceiling is their harmonic mix on one core.
+  const verifyCeiling = Math.round(2 / (1 / crypto.ps256Verify + 1 / crypto.es256Verify));
+  const readModel = report.readModel as { seededRegistrations: number; customers: number } | undefined;
+  log('');
+  log(`absher-bank-gateway benchmark, ${report.startedAt}`);
+  log(`machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memoryGb} GB, Node ${machine.node}; load generator on the same machine`);
+  log(`store: ${report.store}; Kafka: ${report.kafka}`);
+  if (readModel) log(`read model: ${(readModel.seededRegistrations + readModel.customers).toLocaleString('en')} registrations (${readModel.seededRegistrations.toLocaleString('en')} seeded in PostgreSQL, ${readModel.customers.toLocaleString('en')} through Kafka)`);
+  log(`node:crypto, one core: verify PS256 ${crypto.ps256Verify}/s, ES256 ${crypto.es256Verify}/s (mix ${verifyCeiling}/s); sign PS256 ${crypto.ps256Sign}/s, ES256 ${crypto.es256Sign}/s`);
+  return verifyCeiling;
+}
+
 function printTable(
   report: Record<string, unknown>,
   http: Record<string, HttpStep>,
@@ -298,14 +486,7 @@ function printTable(
   ceiling: Record<string, LoadFigures>,
   crypto: ReturnType<typeof cryptoRates>,
 ): void {
-  const machine = report.machine as { cpus: number; cpuModel: string; memoryGb: number; node: string };
-  // Half the requests are PS256, half ES256: the verification ceiling is their harmonic mix on one core.
-  const verifyCeiling = Math.round(2 / (1 / crypto.ps256Verify + 1 / crypto.es256Verify));
-  log('');
-  log(`absher-bank-gateway benchmark, ${report.startedAt}`);
-  log(`machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memoryGb} GB, Node ${machine.node}; load generator on the same machine`);
-  log(`store: ${report.store}; Kafka: ${report.kafka}`);
-  log(`node:crypto, one core: verify PS256 ${crypto.ps256Verify}/s, ES256 ${crypto.es256Verify}/s (mix ${verifyCeiling}/s); sign PS256 ${crypto.ps256Sign}/s, ES256 ${crypto.es256Sign}/s`);
+  const verifyCeiling = printHeader(report, crypto);
   log('');
   log(`| signed JSON (50% PS256, 50% ES256) | req/s | p50 ms | p95 ms | p99 ms | to Kafka p50 / p99 ms | of HTTP ceiling | of verify ceiling | ${CPU_HEADING} | answers |`);
   log('|---|---|---|---|---|---|---|---|---|---|');
@@ -320,6 +501,35 @@ function printTable(
   log('');
   log(`CPU at rest (ms per second, no load): ${atRest(report.atRestCpuMsPerSecond as Record<string, number | null>)}; each step's CPU counts from its start until its decisions were on Kafka, divided by the requests answered`);
   log(`gateway peak RSS: ${report.gatewayPeakRssMb} MB; ceiling server peak RSS: ${(report.ceiling as { peakRssMb: number }).peakRssMb} MB`);
+}
+
+function printOpenLoopTable(open: OpenLoop): void {
+  const rows = (channel: string, steps: Record<string, OpenLoopStep>) => {
+    if (Object.keys(steps).length === 0) return;
+    log('');
+    log(`| open loop, ${channel} | offered /s | achieved /s | p50 ms | p95 ms | p99 ms | max ms | errors | timeouts | to Kafka p50 / p99 / max ms | sent late p99 ms | connections | ${CPU_HEADING} | answers |`);
+    log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const [rate, f] of Object.entries(steps)) {
+      const e = f.endToEnd;
+      log(`| ${rate}/s | ${f.offeredPerSecond} | ${f.achievedPerSecond} | ${f.p50} | ${f.p95} | ${f.p99} | ${f.max} | ${f.errors} | ${f.timeouts} | ${e.p50} / ${e.p99} / ${e.max}${e.missing ? ` (${e.missing} not seen)` : ''} | ${f.sentLateP99} | ${f.connections} | ${cpuCell(f.cpu)} | ${JSON.stringify(f.answers)} |`);
+    }
+  };
+  rows('signed JSON (50% PS256, 50% ES256, pre-signed)', open.signedJson);
+  rows('ISO 8583 (pipelined, no window)', open.iso8583);
+  log('');
+  log(`Open loop: requests leave on a fixed schedule whatever the answers; every latency (to Kafka too) counts from the request's scheduled time, so queueing in the generator counts. Unanswered after ${open.timeoutMs / 1000} s: a timeout, counted in the latencies at ${open.timeoutMs / 1000} s. Errors: HTTP 429/5xx, field 39 91/96, requests lost with their connection. Sent late: how far behind schedule requests got onto a socket (the generator's lag, waiting for a connection), already in the latencies.`);
+}
+
+function printReplay(replay: RegistrationsReplay): void {
+  log('');
+  const { published, drain, cpu } = replay;
+  if (published) log(`registrations replay: ${published.registrations.toLocaleString('en')} updates (version ${REPLAYED_VERSION} over ${REPLAYED_VERSION - 1}) published in ${published.seconds} s (${published.perSecond.toLocaleString('en')}/s) while no gateway consumed`);
+  if (drain) {
+    log(`registrations consumer: ${drain.perSecondConsuming.toLocaleString('en')} registrations/s from its first commit to its last (${drain.secondsConsuming} s); ${drain.perSecondFromStart.toLocaleString('en')}/s counting from the gateway's start (${drain.secondsFromStart} s, start-up and group join included)`);
+    log(`rows at the replayed version afterwards: ${drain.rowsAtReplayedVersion.toLocaleString('en')} of ${drain.registrations.toLocaleString('en')}${drain.rowsAtReplayedVersion === drain.registrations ? '' : ' (NOT all: the rest went to the dead-letter topic?)'}`);
+  }
+  if (cpu) log(`CPU µs per registration applied: ${Object.entries(cpu.usPerRegistration).map(([name, us]) => `${name} ${dash(us)}`).join(', ')}`);
+  if (replay.error) log(`the registrations replay failed: ${replay.error}`);
 }
 
 const atRest = (ms: Record<string, number | null>) =>

@@ -49,7 +49,7 @@ function figures(latencies: number[], seconds: number, answers: Record<string, n
   };
 }
 
-const count = (map: Record<string, number>, key: string) => (map[key] = (map[key] ?? 0) + 1);
+export const count = (map: Record<string, number>, key: string) => (map[key] = (map[key] ?? 0) + 1);
 
 /** How many signatures or verifications node:crypto does per second on one core, for `ms` each. */
 export function cryptoRates(ms = 1500): { ps256Verify: number; es256Verify: number; ps256Sign: number; es256Sign: number } {
@@ -197,23 +197,11 @@ export async function runIsoLoad(
   /** Called with the request id the gateway gives each request (its decision carries it on Kafka). */
   onSent: (requestId: string, at: number) => void = () => undefined,
 ): Promise<LoadFigures> {
-  const pending = customers.filter((c) => c.status === 'PENDING_ACTIVATION');
-  const active = customers.filter((c) => c.status === 'ACTIVE');
   const latencies: number[] = [];
   const answers: Record<string, number> = {};
   const outcomes: Record<string, number> = {};
   const runPrefix = createHash('sha256').update(runId).digest('hex').slice(0, 2).toUpperCase();
-  // Templates per bank: 1,000 customers (one national ID is decided one request at a time, so few
-  // customers would queue on one another), request kind i % 10 as in the JSON mix.
-  const templates = banks.map((bank) =>
-    Array.from({ length: 1000 }, (_, i) => {
-      const roll = i % 10;
-      const customer = roll === 7 ? active[i % active.length] : pending[i % pending.length];
-      const nationalId = roll === 9 ? newNationalId() : customer.nationalId;
-      const mobile = roll === 8 ? '+966599999999' : customer.mobile;
-      return isoTemplate(bank, nationalId, mobile);
-    }),
-  );
+  const templates = isoTemplates(banks, customers);
   const instancePorts = Array.isArray(ports) ? ports : [ports];
   const perInstance = instancePorts.map(() => 0);
   let sequence = 0;
@@ -279,10 +267,36 @@ export async function runIsoLoad(
 }
 
 /** Field 7 of every ISO request. */
-const TRANSMITTED_AT = '1123101500';
+export const TRANSMITTED_AT = '1123101500';
 
 /** A packed 0200 with placeholders, and where its STAN, RRN and terminal id sit. */
-function isoTemplate(bank: BenchBank, nationalId: string, mobile: string): { message: Buffer; stanAt: number; rrnAt: number; terminalAt: number } {
+export interface IsoTemplate {
+  message: Buffer;
+  stanAt: number;
+  rrnAt: number;
+  terminalAt: number;
+}
+
+/**
+ * Templates per bank (in the order of `banks`): 1,000 customers (one
+ * national ID is decided one request at a time, so few customers would
+ * queue on one another), request kind i % 10 as in the JSON mix.
+ */
+export function isoTemplates(banks: BenchBank[], customers: Customer[]): IsoTemplate[][] {
+  const pending = customers.filter((c) => c.status === 'PENDING_ACTIVATION');
+  const active = customers.filter((c) => c.status === 'ACTIVE');
+  return banks.map((bank) =>
+    Array.from({ length: 1000 }, (_, i) => {
+      const roll = i % 10;
+      const customer = roll === 7 ? active[i % active.length] : pending[i % pending.length];
+      const nationalId = roll === 9 ? newNationalId() : customer.nationalId;
+      const mobile = roll === 8 ? '+966599999999' : customer.mobile;
+      return isoTemplate(bank, nationalId, mobile);
+    }),
+  );
+}
+
+function isoTemplate(bank: BenchBank, nationalId: string, mobile: string): IsoTemplate {
   const message = packMessage({
     0: '0200',
     2: '4111111111111111',
@@ -352,11 +366,18 @@ export class ActivationTopicWatcher {
    * come for 3 s: a refused request, such as a 429, has no decision to
    * publish), then returns the latencies and starts afresh.
    */
-  async collect(): Promise<{ events: number; missing: number; p50: number; p99: number }> {
+  async collect(): Promise<{ events: number; missing: number; p50: number; p95: number; p99: number; max: number }> {
     const deadline = performance.now() + 30_000;
     while (this.sentAt.size > 0 && performance.now() < deadline && performance.now() - this.lastReadAt < 3000) await new Promise((resolve) => setTimeout(resolve, 100));
     const sorted = Float64Array.from(this.latencies).sort();
-    const result = { events: sorted.length, missing: this.sentAt.size, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) };
+    const result = {
+      events: sorted.length,
+      missing: this.sentAt.size,
+      p50: percentile(sorted, 0.5),
+      p95: percentile(sorted, 0.95),
+      p99: percentile(sorted, 0.99),
+      max: sorted.length ? round(sorted[sorted.length - 1]) : 0,
+    };
     this.latencies = [];
     this.sentAt.clear();
     return result;
