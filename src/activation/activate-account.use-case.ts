@@ -8,7 +8,6 @@ import { OpsRecorder } from '../ops/ops-recorder';
 import { decisionHandled, RequestHandled, requestHandledEvent } from '../ops/request-handled';
 import { SubjectHasher } from '../ops/subject-hasher';
 import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
-import { appendToOutbox } from '../outbox/outbox.repository';
 import { RegistrationReadModel } from '../registry/registration-read-model';
 import { ActivationRecord, Channel, Decision } from './activation.types';
 import { ActivationRepository } from './activation.repository';
@@ -205,20 +204,17 @@ export class ActivateAccount {
     const toInsert = candidates.filter((c): c is Decided => c !== null);
     const inserted = await this.activations.insertNew(
       db,
-      toInsert.map(({ command, record, replayForm }) => ({
-        ...record,
-        customerReference: command.customerReference,
-        requestDigest: command.requestDigest,
-        responseStatus: replayForm.status,
-        responseBody: replayForm.body,
-        pointOfService: command.origin?.pointOfService ?? null,
+      toInsert.map((decided) => ({
+        ...decided.record,
+        events: [decisionEvent(decided), requestHandledEvent(decided.handled)],
+        customerReference: decided.command.customerReference,
+        requestDigest: decided.command.requestDigest,
+        responseStatus: decided.replayForm.status,
+        responseBody: decided.replayForm.body,
+        pointOfService: decided.command.origin?.pointOfService ?? null,
       })),
     );
     const stored = candidates.map((c) => (c && inserted.has(c.record.activationId) ? c : null));
-    await appendToOutbox(
-      db,
-      stored.flatMap((d) => (d ? [decisionEvent(d), requestHandledEvent(d.handled)] : [])),
-    );
     await applyPendingReversals(
       this.activations,
       db,
