@@ -2,15 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { outsideRequestContext } from '../logging/json-logger';
 import { BankProfile } from '../banks/bank-directory';
 import { Sql, StoreSession, Transactions } from '../database/sql';
-import { asStoreUnavailable, GatewayError, isStoreUnavailable } from '../common/gateway-error';
-import { EVENT_TYPES, TOPICS } from '../kafka/topics';
+import { GatewayError, asStoreUnavailable, isStoreUnavailable, storeUnavailable } from '../common/gateway-error';
 import { OpsRecorder } from '../ops/ops-recorder';
 import { decisionHandled, RequestHandled, requestHandledEvent } from '../ops/request-handled';
 import { SubjectHasher } from '../ops/subject-hasher';
-import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
 import { RegistrationReadModel } from '../registry/registration-read-model';
 import { ActivationRecord, Channel, Decision } from './activation.types';
 import { ActivationRepository } from './activation.repository';
+import { decisionEvent } from './activation-events';
 import { decide } from './decision';
 import { applyPendingReversals, reversalLockKey } from './advise-reversal.use-case';
 
@@ -129,7 +128,7 @@ export class ActivateAccount {
       });
     } catch (error) {
       // No connection to be had: nothing ran, nothing was accepted.
-      if (!connected) for (const waiting of batch) waiting.reject(unavailable(error));
+      if (!connected) for (const waiting of batch) waiting.reject(storeUnavailable(error));
       else for (const waiting of batch) waiting.reject(error);
     }
   }
@@ -141,7 +140,7 @@ export class ActivateAccount {
       decided = await session.transaction((tx) => this.decideAndStore(tx, batch.map((w) => w.command)));
     } catch (error) {
       if (isStoreUnavailable(error)) {
-        for (const waiting of batch) waiting.reject(unavailable(error));
+        for (const waiting of batch) waiting.reject(storeUnavailable(error));
         return;
       }
       if (batch.length === 1) {
@@ -206,7 +205,7 @@ export class ActivateAccount {
       db,
       toInsert.map((decided) => ({
         ...decided.record,
-        events: [decisionEvent(decided), requestHandledEvent(decided.handled)],
+        events: [decisionEvent(decided.record, decided.command.origin?.published), requestHandledEvent(decided.handled)],
         customerReference: decided.command.customerReference,
         requestDigest: decided.command.requestDigest,
         responseStatus: decided.replayForm.status,
@@ -271,33 +270,4 @@ export class ActivateAccount {
   }
 }
 
-/** No connection to be had: whatever the error says, nothing was accepted. */
-function unavailable(cause: unknown): GatewayError {
-  const error = asStoreUnavailable(cause);
-  return error instanceof GatewayError ? error : new GatewayError('UNAVAILABLE', 'the activation store is unavailable; nothing was accepted, retry later', cause);
-}
 
-/** sa.absher.activation.accepted / rejected: what the identity core reads (key: national ID). */
-function decisionEvent({ record, command }: Decided): OutboxMessage {
-  return {
-    topic: TOPICS.activations,
-    key: record.nationalId,
-    event: cloudEvent(
-      record.status === 'ACCEPTED' ? EVENT_TYPES.activationAccepted : EVENT_TYPES.activationRejected,
-      record.activationId,
-      {
-        activationId: record.activationId,
-        requestId: record.requestId,
-        bankCode: record.bankCode,
-        channel: record.channel,
-        nationalId: record.nationalId,
-        mobile: record.mobile,
-        outcome: record.status,
-        reason: record.reason,
-        decidedAt: record.decidedAt.toISOString(),
-        ...command.origin?.published,
-      },
-      record.decidedAt,
-    ),
-  };
-}

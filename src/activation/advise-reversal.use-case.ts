@@ -1,9 +1,8 @@
 import { asStoreUnavailable } from '../common/gateway-error';
 import { Sql, Transactions } from '../database/sql';
-import { EVENT_TYPES, TOPICS } from '../kafka/topics';
-import { cloudEvent, OutboxMessage } from '../outbox/cloud-event';
 import { appendToOutbox } from '../outbox/outbox.repository';
-import { ActivationRepository, ReversedActivation } from './activation.repository';
+import { ActivationRepository } from './activation.repository';
+import { reversalAdvisedEvent } from './activation-events';
 
 export type ReversalResult = 'REVERSED' | 'ALREADY_REVERSED' | 'NOT_ACCEPTED' | 'PENDING';
 
@@ -12,28 +11,6 @@ export function reversalLockKey(bankCode: string, requestId: string): string {
   return `atm-request:${bankCode}:${requestId}`;
 }
 
-/** reversal-advised (key: national ID): the identity core undoes the activation. */
-function reversalAdvised(row: ReversedActivation): OutboxMessage {
-  return {
-    topic: TOPICS.activations,
-    key: row.nationalId,
-    event: cloudEvent(EVENT_TYPES.reversalAdvised, row.activationId, {
-      activationId: row.activationId,
-      requestId: row.requestId,
-      bankCode: row.bankCode,
-      channel: row.channel,
-      nationalId: row.nationalId,
-      mobile: row.mobile,
-      outcome: 'ACCEPTED',
-      reason: null,
-      decidedAt: row.decidedAt.toISOString(),
-      terminalId: row.terminalId,
-      stan: row.stan,
-      rrn: row.rrn,
-      reversedAt: row.reversedAt.toISOString(),
-    }),
-  };
-}
 
 /**
  * Marks an activation that was accepted when decided (whatever the identity
@@ -43,7 +20,7 @@ function reversalAdvised(row: ReversedActivation): OutboxMessage {
 async function reverse(activations: ActivationRepository, tx: Sql, bankCode: string, requestId: string): Promise<boolean> {
   const reversed = await activations.reverseAccepted(tx, bankCode, requestId);
   if (!reversed) return false;
-  await appendToOutbox(tx, [reversalAdvised(reversed)]);
+  await appendToOutbox(tx, [reversalAdvisedEvent(reversed)]);
   return true;
 }
 

@@ -52,5 +52,10 @@ export function isStoreUnavailable(error: unknown): boolean {
  * nothing was accepted. Other errors are returned as they are.
  */
 export function asStoreUnavailable(error: unknown): unknown {
-  return isStoreUnavailable(error) ? new GatewayError('UNAVAILABLE', 'the activation store is unavailable; nothing was accepted, retry later', error) : error;
+  return isStoreUnavailable(error) ? storeUnavailable(error) : error;
+}
+
+/** UNAVAILABLE for a store that could not be reached at all, whatever its error said. */
+export function storeUnavailable(cause: unknown): GatewayError {
+  return new GatewayError('UNAVAILABLE', 'the activation store is unavailable; nothing was accepted, retry later', cause);
 }

@@ -2,7 +2,7 @@ import { request as httpRequest, Agent } from 'node:http';
 import { connect, Socket } from 'node:net';
 import { frame, FrameDecoder, IsoFields, unpackMessage } from '../../libs/iso8583';
 import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
-import { processCpu, processesNamedCpu } from '../../tools/bench/cpu';
+import { measureCpu, processCpu, processesNamedCpu } from '../../tools/bench/cpu';
 import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { newMobile, newNationalId } from '../support/identities';
 import { TestEnvironment } from '../support/test-environment';
@@ -136,19 +136,11 @@ function linesSince(from: number): Array<Record<string, unknown>> {
   });
 }
 
-/** CPU used by the gateway and by PostgreSQL while `step` runs, ms (from /proc; null where unreadable). */
+/** CPU used by the gateway and by PostgreSQL while `step` runs, ms (from /proc, as the bench reads it; null where unreadable). */
 async function cpuDuring<T>(step: () => Promise<T>): Promise<{ result: T; ms: number; gatewayMs: number | null; postgresMs: number | null }> {
-  const sources = { gateway: processCpu(env.gateway?.pid), postgres: processesNamedCpu('postgres') };
-  const before = { gateway: sources.gateway(), postgres: sources.postgres() };
   const started = performance.now();
-  const result = await step();
-  const ms = performance.now() - started;
-  const used = (name: 'gateway' | 'postgres') => {
-    const start = before[name];
-    const end = sources[name]();
-    return start === null || end === null ? null : Math.round((end - start) / 1000);
-  };
-  return { result, ms, gatewayMs: used('gateway'), postgresMs: used('postgres') };
+  const measured = await measureCpu({ gateway: processCpu(env.gateway?.pid), postgres: processesNamedCpu('postgres') }, async () => ({ requests: 1, result: await step() }));
+  return { result: measured.result, ms: performance.now() - started, gatewayMs: measured.cpu.ms.gateway, postgresMs: measured.cpu.ms.postgres };
 }
 
 it('3,000 wrong-MAC frames over 16 connections: 63s with no MAC, the connections closed by the rule, bounded rows and log lines, honest POSTs and 0200s served', async () => {

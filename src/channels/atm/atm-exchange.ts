@@ -56,6 +56,8 @@ export interface AtmMessage {
   receivedAt: number;
   /** The bank whose key verified the message's MAC; null for a message type that carries none (0800). */
   bank: BankProfile | null;
+  /** Its idempotency key (spec 4.4), worked out once when it was unpacked; null when a key field is missing. */
+  requestId: string | null;
 }
 
 /** Hands an unpacked message to the handler of its MTI (the transport's routing) and gives back the answer. */
@@ -95,10 +97,10 @@ export class AtmExchange {
     // The same request id as the stored row and the events carry, so one ATM request can be followed across logs, store and Kafka:
     // bound to every line written while it is handled.
     const requestId = missingFields(request, REQUEST_KEY_FIELDS).length === 0 ? atmRequestId(request) : null;
-    return withRequestContext({ requestId, connection }, () => this.answer(request, raw, receivedAt, trust, route));
+    return withRequestContext({ requestId, connection }, () => this.answer(request, raw, receivedAt, requestId, trust, route));
   }
 
-  private async answer(request: IsoFields, raw: Buffer, receivedAt: number, trust: ConnectionTrust, route: AtmRoute): Promise<ExchangeResult> {
+  private async answer(request: IsoFields, raw: Buffer, receivedAt: number, requestId: string | null, trust: ConnectionTrust, route: AtmRoute): Promise<ExchangeResult> {
     const tracing = this.log.enabled('debug'); // decoding and masking for the log only when it is written
     if (tracing) this.log.emit('debug', 'iso request', { iso: maskForLog(request) });
     let verified = false;
@@ -108,7 +110,7 @@ export class AtmExchange {
       const proof = this.prove(request, raw, receivedAt, trust);
       if ('refused' in proof) return { reply: proof.refused };
       verified = proof.bank !== null;
-      const reply = await route(request, { receivedAt, bank: proof.bank });
+      const reply = await route(request, { receivedAt, bank: proof.bank, requestId });
       if (tracing) this.log.emit('debug', 'iso response', { iso: maskForLog(unpackMessage(reply)) });
       return { reply };
     } catch (error) {
@@ -197,7 +199,8 @@ export class AtmExchange {
     if (!phone.valid) return this.failed(request, bank, 'INVALID_MOBILE', receivedAt);
     const nationalId = id.nationalId;
     const mobile = phone.e164;
-    const requestId = atmRequestId(request);
+    // The required fields, the key's among them, are present here.
+    const requestId = message.requestId ?? atmRequestId(request);
     let result;
     try {
       result = await this.activateAccount.execute({
