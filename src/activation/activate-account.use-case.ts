@@ -177,9 +177,9 @@ export class ActivateAccount {
       lockKeys.add(`activation:${command.nationalId}`);
       if (command.origin?.reversible) lockKeys.add(reversalLockKey(command.bank.code, command.requestId));
     }
-    await this.activations.lockInOrder(db, lockKeys);
-    const registrations = await this.registrations.factsFor(
+    const registrations = await this.registrations.factsAfterLocks(
       db,
+      lockKeys,
       commands.map((c) => c.nationalId),
       commands.map((c) => c.mobile),
     );

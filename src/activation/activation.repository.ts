@@ -53,13 +53,11 @@ export class ActivationRepository {
 
   /**
    * Transaction-scoped advisory locks on `keys`, taken in one statement in hash order, so two
-   * transactions locking overlapping sets cannot wait on each other.
+   * transactions locking overlapping sets cannot wait on each other (the function is the one
+   * definition of a key's lock: migration `1764200000000-locks-then-facts`).
    */
   async lockInOrder(tx: Sql, keys: Iterable<string>): Promise<void> {
-    await tx.query(
-      `SELECT pg_advisory_xact_lock(lock_id) FROM (SELECT DISTINCT hashtextextended(key, 0) AS lock_id FROM unnest($1::text[]) AS key ORDER BY 1) AS locks`,
-      [[...keys]],
-    );
+    await tx.query(`SELECT gateway_lock_in_order($1::text[])`, [[...keys]]);
   }
 
   /**

@@ -153,6 +153,33 @@ it('the rules see the whole batch: a mobile also held by another open account is
   expect(notRegistered.replayed || notRegistered.record.reason).toBe('NOT_REGISTERED');
 });
 
+it("a batch reads the registrations after its locks are granted: a change committed while it waited for a national ID's lock is seen", async () => {
+  const person = await registered('PENDING_ACTIVATION');
+  const holder = dataSource.createQueryRunner();
+  await holder.connect();
+  try {
+    await holder.startTransaction();
+    await new ActivationRepository(dataSource).lockInOrder(holder, [`activation:${person.nationalId}`]);
+    const waiting = activate.execute(command(person));
+    // The batch's statement is now waiting for the lock (its snapshot, were it one statement, taken already).
+    await waitFor(async () => (await database.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`))[0].n === 1);
+    await database.query(`UPDATE registration SET status = 'ACTIVE', version = 2 WHERE national_id = $1`, [person.nationalId]);
+    await holder.commitTransaction();
+    const result = await waiting;
+    expect(result.replayed || result.record.reason).toBe('ALREADY_ACTIVE');
+  } finally {
+    await holder.release();
+  }
+});
+
+async function waitFor(condition: () => Promise<boolean>): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error('condition not met in 5 s');
+}
+
 describe('an ATM activation and its reversal advice', () => {
   /** As the ATM channel describes a request's origin. */
   const atm = (stan: string, rrn: string): RequestOrigin => ({

@@ -15,15 +15,18 @@ export interface RegistrationFact {
  */
 export class RegistrationReadModel {
   /**
-   * In one read, for a batch of requests: the registrations of these national IDs, and every open one
-   * (not CLOSED) holding one of these mobiles (rule 6: a mobile in use by another account).
+   * For a batch of requests, in one round trip: first the transaction-scoped advisory locks on
+   * `lockKeys` (in hash order, as `ActivationRepository.lockInOrder` takes them), then, read after they
+   * are granted, the registrations of these national IDs and every open one (not CLOSED) holding one of
+   * these mobiles (rule 6: a mobile in use by another account). The migration
+   * `1764200000000-locks-then-facts` says why this needs a function.
    */
-  async factsFor(tx: Sql, nationalIds: Iterable<string>, mobiles: Iterable<string>): Promise<RegistrationFact[]> {
-    const rows: { national_id: string; mobile: string; status: RegistrationStatus }[] = await tx.query(
-      `SELECT national_id, mobile, status FROM registration WHERE national_id = ANY($1::text[]) OR (mobile = ANY($2::text[]) AND status <> 'CLOSED')`,
-      [[...new Set(nationalIds)], [...new Set(mobiles)]],
-    );
-    return rows.map((row) => ({ nationalId: row.national_id, mobile: row.mobile, status: row.status }));
+  async factsAfterLocks(tx: Sql, lockKeys: Iterable<string>, nationalIds: Iterable<string>, mobiles: Iterable<string>): Promise<RegistrationFact[]> {
+    return tx.query(`SELECT national_id AS "nationalId", mobile, status FROM registration_facts_after_locks($1::text[], $2::text[], $3::text[])`, [
+      [...lockKeys],
+      [...new Set(nationalIds)],
+      [...new Set(mobiles)],
+    ]);
   }
 
   /** Versioned upserts: an update whose version is not above the stored one changes nothing. Returns how many rows changed. */

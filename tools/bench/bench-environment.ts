@@ -65,7 +65,8 @@ export class BenchEnvironment {
   private adminUrl = '';
   private databaseName = '';
 
-  constructor() {
+  /** @param cpuProfileDir when set, each gateway writes a V8 CPU profile there when it stops (--cpu-prof). */
+  constructor(private readonly cpuProfileDir?: string) {
     const ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const caPem = issueCertificate({
       subject: { commonName: 'Bench Root CA', organization: 'Bench' },
@@ -159,7 +160,8 @@ export class BenchEnvironment {
    */
   async startGateway(extraEnv: Record<string, string> = {}): Promise<GatewayInstance> {
     const id = extraEnv.GATEWAY_INSTANCE_ID ?? `bench-${this.gateways.length + 1}`;
-    const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js')], {
+    const profile = this.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProfileDir, '--cpu-prof-name', `${id}.cpuprofile`] : [];
+    const child = spawn(process.execPath, [...profile, join(ROOT, 'dist/src/main.js')], {
       env: {
         PATH: process.env.PATH ?? '',
         DATABASE_URL: this.databaseUrl,

@@ -1,10 +1,11 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { Kafka, logLevel } from 'kafkajs';
 import { cpus, totalmem } from 'node:os';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/common/project-root';
 import { BenchEnvironment, Customer, GatewayInstance, peakRssMb } from './bench-environment';
+import { summariseCpuProfile } from './cpu-profile';
 import { CLOCK_TICKS, CpuFigures, CpuSource, measureCpu, processCpu, processesNamedCpu, processTreeCpu, selfCpu } from './cpu';
 import { ActivationTopicWatcher, cryptoRates, LoadFigures, prepareJsonRequests, round, runHttpLoad, runIsoLoad } from './load';
 import { OPEN_LOOP_TIMEOUT_MS, OpenLoopFigures, runOpenLoopHttp, runOpenLoopIso } from './open-loop';
@@ -48,6 +49,11 @@ registrations consumer. Writes the figures as JSON to bench/results/.`,
       type: 'string',
       value: 'N[,N…]',
       help: `open loop for ISO 8583: 0200s on a fixed schedule, N per second, one step per rate (e.g. 4000), pipelined over one connection per 500/s (2 to 16). Given alone, only ISO 8583 runs. Unanswered requests are abandoned ${OPEN_LOOP_TIMEOUT_MS / 1000} s after their scheduled time, in either channel, and counted as timeouts`,
+    },
+    'cpu-prof': {
+      type: 'string',
+      value: 'DIR',
+      help: "each gateway process writes a V8 CPU profile (node --cpu-prof) to DIR/<instance>.cpuprofile when the bench stops it; the bench prints where each one's busy time went, by package or file of ours and by function; open a profile in Chrome's DevTools for the call trees (default: off)",
     },
     registrations: {
       type: 'integer',
@@ -242,7 +248,7 @@ const cpuLine = (cpu: CpuFigures) =>
     .join(', ')}`;
 
 async function main(): Promise<void> {
-  const env = new BenchEnvironment();
+  const env = new BenchEnvironment(options['cpu-prof']);
   const report: Record<string, unknown> = {
     startedAt: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: round(totalmem() / 2 ** 30, 1), node: process.version },
@@ -374,6 +380,17 @@ async function main(): Promise<void> {
     await watcher?.stop();
     if (ceiling && ceiling.exitCode === null) ceiling.kill('SIGTERM');
     await env.stop();
+  }
+  if (options['cpu-prof']) printProfiles(options['cpu-prof']);
+}
+
+/** Each gateway's profile, written when it stopped: where its busy CPU went. */
+function printProfiles(dir: string): void {
+  for (const file of readdirSync(dir).filter((name) => name.endsWith('.cpuprofile'))) {
+    const summary = summariseCpuProfile(join(dir, file));
+    log(`\nCPU profile ${summary.file}: ${summary.busyMs.toLocaleString('en')} ms busy (idle left out); self time`);
+    log(`  by place: ${summary.byPlace.map((share) => `${share.name} ${share.percent}%`).join(', ')}`);
+    for (const share of summary.byFunction) log(`  ${String(share.percent).padStart(5)}%  ${share.name}`);
   }
 }
 
