@@ -4,6 +4,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { connect, Socket } from 'node:net';
 import { frame, FrameDecoder, packMessage, peekMessageHead, retailMac, unpackMessage } from '../../libs/iso8583';
 import { signBankRequest } from '../../libs/jws/request-signing';
+import { derToP1363, p1363ToDer } from '../../libs/jws/ecdsa-signature';
 import { atmRequestId } from '../../src/channels/atm/atm-exchange';
 import { TOPICS } from '../../src/kafka/topics';
 import { BenchBank, Customer, newNationalId } from './bench-environment';
@@ -58,7 +59,8 @@ export function cryptoRates(ms = 1500): { ps256Verify: number; es256Verify: numb
   const input = randomBytes(400);
   const pss = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 };
   const rsaSignature = sign('sha256', input, { key: rsa.privateKey, ...pss });
-  const ecSignature = sign('sha256', input, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' });
+  // ES256 as the gateway calls it: a bare KeyObject, r||s converted (libs/jws/ecdsa-signature.ts).
+  const ecSignature = derToP1363(sign('sha256', input, ec.privateKey), 32);
   const rate = (operation: () => unknown) => {
     let n = 0;
     const end = performance.now() + ms;
@@ -67,9 +69,9 @@ export function cryptoRates(ms = 1500): { ps256Verify: number; es256Verify: numb
   };
   return {
     ps256Verify: rate(() => verify('sha256', input, { key: rsa.publicKey, ...pss }, rsaSignature)),
-    es256Verify: rate(() => verify('sha256', input, { key: ec.publicKey, dsaEncoding: 'ieee-p1363' }, ecSignature)),
+    es256Verify: rate(() => verify('sha256', input, ec.publicKey, p1363ToDer(ecSignature, 32)!)),
     ps256Sign: rate(() => sign('sha256', input, { key: rsa.privateKey, ...pss })),
-    es256Sign: rate(() => sign('sha256', input, { key: ec.privateKey, dsaEncoding: 'ieee-p1363' })),
+    es256Sign: rate(() => derToP1363(sign('sha256', input, ec.privateKey), 32)),
   };
 }
 

@@ -1,5 +1,5 @@
-import { constants, KeyObject, sign } from 'node:crypto';
-import { algorithmFor, ACCEPTED_ALGORITHMS, signDetached, SigningAlgorithm, verifyJwsSignature } from '../../../libs/jws';
+import { KeyObject } from 'node:crypto';
+import { algorithmFor, ACCEPTED_ALGORITHMS, signDetached, SigningAlgorithm, signWithProtectedHeader, verifyJwsSignature } from '../../../libs/jws';
 import { parseStrictJson } from '../../../libs/json';
 
 /** The claims a `401`'s signature carries (spec 3.3): nothing the caller chose, so nothing it can be bound to. */
@@ -38,13 +38,7 @@ export class ResponseSigner {
    */
   signUnbound(body: Uint8Array): string {
     const header = { alg: this.algorithm, kid: this.keyId, iat: Math.floor(Date.now() / 1000), iss: this.gatewayId, crit: [...UNBOUND_CRITICAL_CLAIMS] };
-    const protectedSegment = Buffer.from(JSON.stringify(header)).toString('base64url');
-    const signingInput = Buffer.from(`${protectedSegment}.${Buffer.from(body).toString('base64url')}`);
-    const signature =
-      this.algorithm === 'ES256'
-        ? sign('sha256', signingInput, { key: this.privateKey, dsaEncoding: 'ieee-p1363' })
-        : sign('sha256', signingInput, { key: this.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
-    return `${protectedSegment}..${signature.toString('base64url')}`;
+    return signWithProtectedHeader(header, body, this.privateKey);
   }
 }
 
