@@ -181,6 +181,8 @@ export class BenchEnvironment {
         KEY_ENCRYPTION_KEY: 'a1'.repeat(32),
         LOG_LEVEL: 'info', // the line saying where it listens is at info; nothing per request is
         GATEWAY_INSTANCE_ID: id,
+        // The relay's compression is a deployment's choice: passed on so the two can be compared.
+        ...(process.env.KAFKA_COMPRESSION ? { KAFKA_COMPRESSION: process.env.KAFKA_COMPRESSION } : {}),
         ...extraEnv,
       },
       stdio: ['ignore', 'pipe', 'pipe'],

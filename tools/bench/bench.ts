@@ -70,7 +70,8 @@ Kafka at 1,000/s); --rate 500,1000,2000 --rate-iso 2000,4000 --seconds 5;
 Environment: BENCH_POSTGRES_URL (an admin connection to PostgreSQL; the
 benchmark creates and drops a database of its own; default
 postgres://postgres@127.0.0.1:5432/postgres), KAFKA_BROKERS (a real
-cluster; default: the development broker).`,
+cluster; default: the development broker), KAFKA_COMPRESSION (passed on to
+the gateways: the relay's codec, gzip unless set).`,
 });
 const options = readOptions(TOOL);
 /** A list of rates, or the usage error every tool gives for a bad value. */
