@@ -1,8 +1,6 @@
-// iso_8583 ships no types.
+// iso_8583 ships no types; the gateway uses it to decode only.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const Iso8583 = require('iso_8583') as new (data?: Record<string, string>, formats?: object, requiredFieldsFile?: string) => {
-  validateMessage(): true | { error: string };
-  getRawMessage(): Buffer | { error: string };
   getIsoJSON(buffer: Buffer, formats: object): Record<string, string> & { error?: string };
 };
 import { CODEC_FORMATS, contractFile, FIELDS, FieldSpec } from './field-formats';
