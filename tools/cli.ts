@@ -166,14 +166,27 @@ const COMMANDS: Command[] = [
   ),
   command(
     'mac-key set',
-    "set or rotate a bank's ISO 8583 MAC key (32 hex digits in the file); stored sealed, never printed: only its check value",
+    "set a bank's ISO 8583 MAC key (32 hex digits in the file), or with --next the key a rotation moves to; stored sealed, never printed: only its check value",
     {
       bank: BANK,
       file: { type: 'string', value: 'FILE', help: 'a file holding the double-length 3DES key as 32 hex digits (not given on the command line, so it stays out of shell history)', required: true },
+      next: {
+        type: 'boolean',
+        help: 'the next key of a rotation: requests MAC\'d under either key verify, answers stay under the current one until mac-key promote',
+      },
     },
     async ({ admin }, o) => {
-      const { checkValue } = await admin.setMacKey(o.bank.trim(), readFile(o.file));
-      out(`MAC key of ${o.bank} set; key check value ${checkValue}`);
+      const { checkValue } = await admin.setMacKey(o.bank.trim(), readFile(o.file), o.next ? 'next' : 'current');
+      out(`${o.next ? 'next MAC key' : 'MAC key'} of ${o.bank} set; key check value ${checkValue}`);
+    },
+  ),
+  command(
+    'mac-key promote',
+    "end a bank's MAC key rotation: its next key becomes the current one, and answers are MAC'd under it",
+    { bank: BANK },
+    async ({ admin }, o) => {
+      const { checkValue } = await admin.promoteMacKey(o.bank.trim());
+      out(`next MAC key of ${o.bank} promoted to current; key check value ${checkValue}`);
     },
   ),
   command('channels enable', 'enable a channel for a bank', { bank: BANK, channel: CHANNEL }, async ({ admin }, o) => {

@@ -27,6 +27,8 @@ export interface BankProfile {
   readonly certificates: ReadonlyMap<string, RegisteredCertificate>;
   /** Double-length 3DES key for ISO 8583 MACs: stored sealed under KEY_ENCRYPTION_KEY, in clear only here, in memory. */
   readonly macKey: Buffer | null;
+  /** During a rotation, the key the bank moves to: requests verify under either, answers use `macKey`. */
+  readonly macKeyNext?: Buffer | null;
 }
 
 /**
@@ -164,6 +166,7 @@ export class BankDirectory {
         rateLimitPerSecond: bank.rateLimitPerSecond,
         certificates: registered,
         macKey: this.openMacKey(bank.code, bank.macKeySealed),
+        macKeyNext: this.openMacKey(bank.code, bank.macKeyNextSealed),
       });
     }
     this.banks = next;

@@ -1,6 +1,6 @@
 import { maskMobile, maskNationalId } from '../../libs/identity';
 import { keyCheckValue } from '../../libs/iso8583';
-import { sealSecret } from '../../libs/keys';
+import { openSecret, sealSecret } from '../../libs/keys';
 import { CertificateInfo, parseCertificateBundle, verifyChain } from '../../libs/pki';
 import { CHANNELS, Channel } from '../activation/activation.types';
 import { Sql, Transactions } from '../database/sql';
@@ -15,7 +15,7 @@ const BANK_CODE = /^[A-Z]{4}$/;
 const ACQUIRER = /^[0-9]{1,11}$/;
 
 /** A bank as `banks list` shows it. */
-export type BankSummary = Omit<BankListing, 'macKeySet'> & { macKey: 'set' | 'not set' };
+export type BankSummary = Omit<BankListing, 'macKeySet' | 'macKeyNextSet'> & { macKey: 'set' | 'not set' | 'set, next set' | 'not set, next set' };
 
 export interface CertificateSummary {
   thumbprint: string;
@@ -45,7 +45,7 @@ export class BankRegistryAdmin {
 
   async listBanks(): Promise<BankSummary[]> {
     const banks = await this.registry.listBanks();
-    return banks.map(({ macKeySet, ...bank }) => ({ ...bank, macKey: macKeySet ? 'set' : 'not set' }));
+    return banks.map(({ macKeySet, macKeyNextSet, ...bank }) => ({ ...bank, macKey: `${macKeySet ? 'set' : 'not set'}${macKeyNextSet ? ', next set' : ''}` as BankSummary['macKey'] }));
   }
 
   async registerBank(bank: { code: string; name: string; channels: string[]; acquirerIds: string[]; rateLimitPerSecond: number }): Promise<void> {
@@ -112,14 +112,30 @@ export class BankRegistryAdmin {
     });
   }
 
-  /** Sets or rotates the ISO 8583 MAC key; returns its check value (KCV), never the key. */
-  async setMacKey(bankCode: string, keyHex: string): Promise<{ checkValue: string }> {
+  /**
+   * Sets the ISO 8583 MAC key, or with `next` the key a rotation moves to (requests then verify under
+   * either); returns its check value (KCV), never the key.
+   */
+  async setMacKey(bankCode: string, keyHex: string, slot: 'current' | 'next' = 'current'): Promise<{ checkValue: string }> {
     const hex = keyHex.trim();
     if (!/^[0-9A-Fa-f]{32}$/.test(hex)) throw new RegistryChangeError('the MAC key must be 32 hex digits (a double-length 3DES key)');
     const key = Buffer.from(hex, 'hex');
     const checkValue = keyCheckValue(key);
-    await this.change('mac-key-set', bankCode, { checkValue }, async (tx) => {
-      await this.registry.setMacKeySealed(tx, bankCode, sealSecret(this.keyEncryptionKey, key, bankCode));
+    await this.change(slot === 'next' ? 'mac-key-next-set' : 'mac-key-set', bankCode, { checkValue }, async (tx) => {
+      const sealed = sealSecret(this.keyEncryptionKey, key, bankCode);
+      if (slot === 'next') await this.registry.setNextMacKeySealed(tx, bankCode, sealed);
+      else await this.registry.setMacKeySealed(tx, bankCode, sealed);
+    });
+    return { checkValue };
+  }
+
+  /** Ends a rotation: the next MAC key becomes the current one, and answers are MAC'd under it. Returns its check value. */
+  async promoteMacKey(bankCode: string): Promise<{ checkValue: string }> {
+    let checkValue = '';
+    await this.change('mac-key-promoted', bankCode, () => ({ checkValue }), async (tx) => {
+      const sealed = await this.registry.promoteNextMacKey(tx, bankCode);
+      if (!sealed) throw new RegistryChangeError(`${bankCode} has no next MAC key to promote (set one with: mac-key set --bank ${bankCode} --next --file FILE)`);
+      checkValue = keyCheckValue(openSecret(this.keyEncryptionKey, sealed, bankCode));
     });
     return { checkValue };
   }
@@ -186,13 +202,14 @@ export class BankRegistryAdmin {
   }
 
   /** A change to one bank, with its audit entry, in one transaction; the bank is managed by the CLI from then on. */
-  private async change(action: string, bankCode: string, details: Record<string, unknown>, apply: (tx: Sql) => Promise<void>): Promise<void> {
+  /** `details` as a function: what the audit records is known only once the change is applied. */
+  private async change(action: string, bankCode: string, details: Record<string, unknown> | (() => Record<string, unknown>), apply: (tx: Sql) => Promise<void>): Promise<void> {
     await this.transactions.run(async (tx) => {
       // Locked, so that concurrent changes to one bank apply one after the other.
       if (action !== 'bank-registered' && !(await this.registry.lock(tx, bankCode))) throw noSuchBank(bankCode);
       await apply(tx);
       await this.registry.markManagedByCli(tx, bankCode);
-      await this.registry.recordChange(tx, { operator: this.operator, action, bankCode, details });
+      await this.registry.recordChange(tx, { operator: this.operator, action, bankCode, details: typeof details === 'function' ? details() : details });
     });
   }
 }

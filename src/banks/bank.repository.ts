@@ -5,7 +5,7 @@ import { Channel } from '../activation/activation.types';
 /** Who manages a bank's registry entry: BANKS_FILE at start-up, or the operator CLI once it changed the bank. */
 export type BankManager = 'BANKS_FILE' | 'CLI';
 
-/** A bank as the directory loads it; its MAC key still sealed. */
+/** A bank as the directory loads it; its MAC keys still sealed. */
 export interface StoredBank {
   code: string;
   name: string;
@@ -13,6 +13,8 @@ export interface StoredBank {
   acquirerIds: string[];
   rateLimitPerSecond: number;
   macKeySealed: string | null;
+  /** The key a rotation moves to (migration 1764300000000-mac-key-next). */
+  macKeyNextSealed: string | null;
 }
 
 /** A bank as the operator lists it. */
@@ -24,6 +26,7 @@ export interface BankListing {
   rateLimitPerSecond: number;
   managedBy: BankManager;
   macKeySet: boolean;
+  macKeyNextSet: boolean;
   activeCertificates: number;
 }
 
@@ -92,7 +95,8 @@ export class BankRepository {
 
   async allBanks(): Promise<StoredBank[]> {
     return this.dataSource.query(
-      `SELECT code, name, channels, acquirer_ids AS "acquirerIds", rate_limit_per_second AS "rateLimitPerSecond", mac_key_sealed AS "macKeySealed" FROM bank`,
+      `SELECT code, name, channels, acquirer_ids AS "acquirerIds", rate_limit_per_second AS "rateLimitPerSecond", mac_key_sealed AS "macKeySealed",
+              mac_key_next_sealed AS "macKeyNextSealed" FROM bank`,
     );
   }
 
@@ -105,7 +109,7 @@ export class BankRepository {
   async listBanks(): Promise<BankListing[]> {
     return this.dataSource.query(
       `SELECT b.code, b.name, b.channels, b.acquirer_ids AS "acquirerIds", b.rate_limit_per_second AS "rateLimitPerSecond", b.managed_by AS "managedBy",
-              b.mac_key_sealed IS NOT NULL AS "macKeySet",
+              b.mac_key_sealed IS NOT NULL AS "macKeySet", b.mac_key_next_sealed IS NOT NULL AS "macKeyNextSet",
               (SELECT count(*)::int FROM bank_certificate c WHERE c.bank_code = b.code AND c.revoked_at IS NULL) AS "activeCertificates"
          FROM bank b ORDER BY b.code`,
     );
@@ -185,6 +189,24 @@ export class BankRepository {
 
   async setMacKeySealed(tx: Sql, bankCode: string, sealed: string): Promise<void> {
     await tx.query(`UPDATE bank SET mac_key_sealed = $2 WHERE code = $1`, [bankCode, sealed]);
+  }
+
+  /** The key a rotation moves to; null takes it back. */
+  async setNextMacKeySealed(tx: Sql, bankCode: string, sealed: string | null): Promise<void> {
+    await tx.query(`UPDATE bank SET mac_key_next_sealed = $2 WHERE code = $1`, [bankCode, sealed]);
+  }
+
+  /** The next MAC key becomes the current one; returns it sealed, or null when the bank has no next key. */
+  async promoteNextMacKey(tx: Sql, bankCode: string): Promise<string | null> {
+    const [row]: { sealed: string }[] = await tx.query(
+      // In a CTE: TypeORM answers a bare UPDATE … RETURNING with [rows, affected], a SELECT with its rows.
+      `WITH promoted AS (
+         UPDATE bank SET mac_key_sealed = mac_key_next_sealed, mac_key_next_sealed = NULL
+          WHERE code = $1 AND mac_key_next_sealed IS NOT NULL RETURNING mac_key_sealed)
+       SELECT mac_key_sealed AS sealed FROM promoted`,
+      [bankCode],
+    );
+    return row?.sealed ?? null;
   }
 
   /** Who holds a certificate, and whether it was revoked; null when it was never registered. */

@@ -295,9 +295,10 @@ export class AtmExchange {
     }
   }
 
-  /** Null when the MAC is present and right; otherwise why not. */
+  /** Null when the MAC is present and right, under the bank's current key or, during a rotation, its next one; otherwise why not. */
   private checkMac(bank: BankProfile, request: IsoFields, raw: Buffer): string | null {
-    switch (verifyMac(raw, request, bank.macKey)) {
+    const verdict = verifyMac(raw, request, bank.macKey);
+    switch (verdict === 'invalid' && bank.macKeyNext ? verifyMac(raw, request, bank.macKeyNext) : verdict) {
       case 'valid':
         return null;
       case 'missing':

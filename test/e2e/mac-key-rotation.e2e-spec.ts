@@ -1,0 +1,120 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
+import { verifyMac } from '../../libs/iso8583/mac-filter';
+import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
+import { newMobile, newNationalId } from '../support/identities';
+import { TestEnvironment } from '../support/test-environment';
+
+/**
+ * A MAC key rotation on live ISO 8583 traffic (issue 14, KEY_STORE=software):
+ * the next key is set beside the current one, the ATM network moves over
+ * terminal by terminal while both verify, and `mac-key promote` ends it. The
+ * switch never has to change keys at the same moment as the gateway, and no
+ * message of the live traffic is refused.
+ */
+const CLI = join(__dirname, '../../dist/tools/cli.js');
+const OLD_KEY = TSTA_MAC_KEY;
+const NEW_KEY_HEX = '1F2E3D4C5B6A79880897A6B5C4D3E2F1';
+const NEW_KEY = Buffer.from(NEW_KEY_HEX, 'hex');
+const dir = mkdtempSync(join(tmpdir(), 'gateway-rotation-'));
+let env: TestEnvironment;
+
+beforeAll(async () => {
+  env = await TestEnvironment.start();
+});
+
+afterAll(async () => {
+  await env?.stop();
+});
+
+function cli(...args: string[]): string {
+  const result = spawnSync(process.execPath, [CLI, ...args, '--operator', 'key-custodian'], { env: { PATH: process.env.PATH ?? '', ...env.gatewayEnv() }, encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`cli ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
+  return result.stdout;
+}
+
+/** Resolves once the gateway has reloaded its bank directory after the change just made. */
+async function reloaded(before: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (env.logs.filter((line) => line.includes('bank directory loaded')).length <= before) {
+    if (Date.now() > deadline) throw new Error('the bank directory was not reloaded in 15 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+const loads = () => env.logs.filter((line) => line.includes('bank directory loaded')).length;
+
+/** One terminal's traffic: activations of customers who are not registered (a MAC'd 25 answers each). */
+interface Answered {
+  link: 'old' | 'new';
+  code: string;
+  /** The answer's MAC, under the old and the new key. */
+  underOld: boolean;
+  underNew: boolean;
+}
+
+it('rotates a bank\'s MAC key on live traffic: set next, terminals move over, promote; no message refused', async () => {
+  const oldLink = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, OLD_KEY);
+  const newLink = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, NEW_KEY);
+  const answers: Answered[] = [];
+  let phase: 'old only' | 'both' | 'new only' = 'old only';
+  let running = true;
+  const send = async (link: 'old' | 'new') => {
+    const answer = await (link === 'old' ? oldLink : newLink).request(atmActivation({ nationalId: newNationalId(), mobile: newMobile() }));
+    answers.push({ link, code: answer.fields[39], underOld: verifyMac(answer.raw, answer.fields, OLD_KEY) === 'valid', underNew: verifyMac(answer.raw, answer.fields, NEW_KEY) === 'valid' });
+  };
+  const traffic = (async () => {
+    for (let i = 0; running; i++) {
+      await send(phase === 'old only' ? 'old' : phase === 'new only' ? 'new' : i % 2 === 0 ? 'old' : 'new');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  })();
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const keyFile = join(dir, 'next.mac');
+    writeFileSync(keyFile, `${NEW_KEY_HEX}\n`);
+    let before = loads();
+    expect(cli('mac-key', 'set', '--bank', 'TSTA', '--next', '--file', keyFile)).toMatch(/^next MAC key of TSTA set; key check value [0-9A-F]{6}\n$/);
+    expect(cli('banks', 'list')).toMatch(/TSTA\s.*\sset, next set\s/);
+    await reloaded(before);
+    const beforeMoving = answers.length;
+    phase = 'both';
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const duringBoth = answers.slice(beforeMoving);
+
+    before = loads();
+    expect(cli('mac-key', 'promote', '--bank', 'TSTA')).toMatch(/^next MAC key of TSTA promoted to current; key check value [0-9A-F]{6}\n$/);
+    await reloaded(before);
+    phase = 'new only';
+    const afterPromotion = answers.length;
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    running = false;
+    await traffic;
+
+    // Not one message of the live traffic was refused: every answer is 25 (MAC verified, customer not registered).
+    expect(answers.length).toBeGreaterThan(30);
+    expect(answers.filter((a) => a.code !== '25')).toEqual([]);
+    // While both verified, terminals on either key were served, and answers stayed under the current (old) key.
+    expect(new Set(duringBoth.map((a) => a.link))).toEqual(new Set(['old', 'new']));
+    expect(duringBoth.every((a) => a.underOld && !a.underNew)).toBe(true);
+    // After the promotion, answers are under the new key.
+    expect(answers.slice(afterPromotion).every((a) => a.link === 'new' && a.underNew)).toBe(true);
+    // And the old key is refused from then on.
+    expect((await oldLink.request(atmActivation({ nationalId: newNationalId(), mobile: newMobile() }))).fields[39]).toBe('63');
+    expect(cli('banks', 'list')).toMatch(/TSTA\s.*\sset\s/);
+    expect(cli('audit', 'list', '--limit', '10')).toMatch(/key-custodian\s+mac-key-next-set[\s\S]*key-custodian\s+mac-key-promoted|key-custodian\s+mac-key-promoted[\s\S]*key-custodian\s+mac-key-next-set/);
+  } finally {
+    running = false;
+    await traffic.catch(() => undefined);
+    await oldLink.close();
+    await newLink.close();
+  }
+});
+
+it('promote without a next key is refused, saying how to set one', () => {
+  const result = spawnSync(process.execPath, [CLI, 'mac-key', 'promote', '--bank', 'TSTB', '--operator', 'key-custodian'], { env: { PATH: process.env.PATH ?? '', ...env.gatewayEnv() }, encoding: 'utf8' });
+  expect(result.status).toBe(1);
+  expect(result.stderr).toContain('TSTB has no next MAC key to promote (set one with: mac-key set --bank TSTB --next --file FILE)');
+});
