@@ -6,6 +6,7 @@ import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { parseCertificateBundle } from '../libs/pki';
 import { AppModule } from './app.module';
 import { configureHttpChannel, createHttpAdapter } from './channels/http/http-channel';
+import { listenerTls } from './config/listener-tls';
 import { ResponseSigner } from './channels/http/response-signer';
 import { BankDirectory } from './banks/bank-directory';
 import { OpsRecorder } from './ops/ops-recorder';
@@ -44,7 +45,7 @@ export async function createGateway(config: GatewayConfig, logger: JsonLogger): 
   const signer = loadResponseSigner(config);
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, logger),
-    createHttpAdapter(signer, { requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS, headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS }, logger),
+    createHttpAdapter(signer, { requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS, headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS }, logger, listenerTls(config, 'HTTP')),
     { bodyParser: false, logger, abortOnError: false },
   );
   const directory = app.get(BankDirectory);

@@ -139,6 +139,15 @@ const COMMANDS: Command[] = [
     },
   ),
   command(
+    'banks set-tls-clients',
+    "the TLS client certificates that may speak for a bank under mutual TLS (HTTP_TLS_CLIENT_CA, ISO8583_TLS_CLIENT_CA): thumbprints, or CN= and a common name; an empty list refuses them all",
+    { bank: BANK, clients: { type: 'string', value: 'LIST', help: 'comma-separated: a certificate thumbprint (43 characters, as certs add prints it) or CN=<common name>', required: true } },
+    async ({ admin }, o) => {
+      const clients = await admin.setTlsClients(o.bank.trim(), o.clients.split(',').map((c) => c.trim()).filter(Boolean));
+      out(`TLS clients of ${o.bank}: ${clients.join(', ') || '(none)'}`);
+    },
+  ),
+  command(
     'certs add',
     'register a signing certificate for a bank (checked against TRUST_ANCHORS); prints its thumbprint, the kid banks sign with',
     { bank: BANK, file: { type: 'string', value: 'FILE', help: 'PEM: the certificate, then any intermediates', required: true } },

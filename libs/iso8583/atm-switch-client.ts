@@ -1,4 +1,5 @@
 import { connect, Socket } from 'node:net';
+import { connect as connectTls, ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { IsoFields, packMessage, unpackMessage } from './codec';
 import { frame, FrameDecoder } from './framing';
 import { macOf, packSigned, verifyMac } from './mac-filter';
@@ -42,9 +43,12 @@ export class AtmSwitchClient {
     socket.on('error', () => undefined);
   }
 
-  static connect(host: string, port: number, macKey: Buffer | null): Promise<AtmSwitchClient> {
+  /** Over TCP, or over TLS with `tls` (a client certificate and key for mutual TLS, the CA to trust). */
+  static connect(host: string, port: number, macKey: Buffer | null, tls?: TlsConnectionOptions): Promise<AtmSwitchClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect({ host, port }, () => resolve(new AtmSwitchClient(socket, macKey)));
+      const socket: Socket = tls
+        ? connectTls({ host, port, ...tls }, () => resolve(new AtmSwitchClient(socket, macKey)))
+        : connect({ host, port }, () => resolve(new AtmSwitchClient(socket, macKey)));
       socket.once('error', reject);
     });
   }

@@ -151,3 +151,16 @@ function issued(issuer: CertificateInfo, subject: CertificateInfo): boolean {
 export function withinValidity(certificate: CertificateInfo, now: Date): boolean {
   return certificate.notBefore.getTime() <= now.getTime() && now.getTime() <= certificate.notAfter.getTime();
 }
+
+/** How a registry entry names a TLS client certificate: its thumbprint (as a JWS kid), or `CN=` and its subject's common name. */
+export const TLS_CLIENT_PATTERN = /^([A-Za-z0-9_-]{43}|CN=[^\n]{1,256})$/;
+
+/**
+ * Whether a TLS client certificate (DER, as the handshake presented it) is one of `allowed`: listed by
+ * thumbprint, or by `CN=` and the common name of its subject. Its chain was verified in the handshake.
+ */
+export function tlsClientAllowed(der: Buffer, allowed: ReadonlySet<string>): boolean {
+  if (allowed.has(thumbprintOf(der))) return true;
+  const commonName = new X509Certificate(der).subject.split('\n').find((part) => part.startsWith('CN='));
+  return commonName !== undefined && allowed.has(commonName);
+}

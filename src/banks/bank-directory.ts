@@ -29,6 +29,8 @@ export interface BankProfile {
   readonly macKey: Buffer | null;
   /** During a rotation, the key the bank moves to: requests verify under either, answers use `macKey`. */
   readonly macKeyNext?: Buffer | null;
+  /** Under mutual TLS, the client certificates that may speak for it (thumbprints, `CN=` common names). */
+  readonly tlsClients?: ReadonlySet<string>;
 }
 
 /**
@@ -111,7 +113,7 @@ export class BankDirectory {
       }
       for (const bank of fileBanks) {
         const macKeySealed = bank.macKey ? sealSecret(this.keyEncryptionKey, Buffer.from(bank.macKey, 'hex'), bank.code) : null;
-        await this.registry.upsertFromFile(tx, { code: bank.code, name: bank.name, channels: bank.channels, acquirerIds: bank.acquirerIds, rateLimitPerSecond: bank.rateLimitPerSecond, macKeySealed });
+        await this.registry.upsertFromFile(tx, { code: bank.code, name: bank.name, channels: bank.channels, acquirerIds: bank.acquirerIds, rateLimitPerSecond: bank.rateLimitPerSecond, macKeySealed, tlsClients: bank.tlsClients });
         const thumbprints: string[] = [];
         for (const file of bank.certificateFiles) {
           const certificate = this.readCertificateFile(bank.code, file);
@@ -167,6 +169,7 @@ export class BankDirectory {
         certificates: registered,
         macKey: this.openMacKey(bank.code, bank.macKeySealed),
         macKeyNext: this.openMacKey(bank.code, bank.macKeyNextSealed),
+        tlsClients: new Set(bank.tlsClients),
       });
     }
     this.banks = next;

@@ -1,7 +1,7 @@
 import { maskMobile, maskNationalId } from '../../libs/identity';
 import { keyCheckValue } from '../../libs/iso8583';
 import { openSecret, sealSecret } from '../../libs/keys';
-import { CertificateInfo, parseCertificateBundle, verifyChain } from '../../libs/pki';
+import { CertificateInfo, parseCertificateBundle, TLS_CLIENT_PATTERN, verifyChain } from '../../libs/pki';
 import { CHANNELS, Channel } from '../activation/activation.types';
 import { Sql, Transactions } from '../database/sql';
 import { ActivationTraceRepository, TracedActivation } from '../activation/activation-trace.repository';
@@ -138,6 +138,15 @@ export class BankRegistryAdmin {
       checkValue = keyCheckValue(openSecret(this.keyEncryptionKey, sealed, bankCode));
     });
     return { checkValue };
+  }
+
+  /** Under mutual TLS, the client certificates that may speak for the bank; an empty list refuses every one. */
+  async setTlsClients(bankCode: string, clients: string[]): Promise<string[]> {
+    const wrong = clients.filter((c) => !TLS_CLIENT_PATTERN.test(c));
+    if (wrong.length) throw new RegistryChangeError(`--clients takes certificate thumbprints (43 characters, as a kid) or CN=<common name> (got ${JSON.stringify(wrong)})`);
+    const unique = [...new Set(clients)];
+    await this.change('tls-clients-set', bankCode, { tlsClients: unique }, (tx) => this.registry.setTlsClients(tx, bankCode, unique));
+    return unique;
   }
 
   /** The bank's rate limit, shared by its HTTP and ISO 8583 requests (`429` / `91` above it). */

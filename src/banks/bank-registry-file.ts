@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { CHANNELS, Channel } from '../activation/activation.types';
+import { TLS_CLIENT_PATTERN } from '../../libs/pki';
 
 /** One bank as BANKS_FILE describes it (spec section 6). */
 export interface BankFileEntry {
@@ -13,6 +14,8 @@ export interface BankFileEntry {
   acquirerIds: string[];
   /** Hex of the double-length 3DES key, when given (ISO 8583 channel). */
   macKey: string | null;
+  /** The TLS client certificates of the bank, by thumbprint or `CN=` common name (mutual TLS). */
+  tlsClients: string[];
   rateLimitPerSecond: number;
 }
 
@@ -44,7 +47,7 @@ export function readBankRegistryFile(path: string): BankFileEntry[] {
       throw new BankRegistryFileError(`${where}${typeof bank?.code === 'string' ? ` (${bank.code})` : ''}: ${field} ${problem}`);
     };
     if (typeof bank !== 'object' || bank === null) fail('entry', 'must be a mapping');
-    const allowed = ['code', 'name', 'channels', 'certificates', 'acquirerIds', 'macKey', 'macKeyFile', 'rateLimitPerSecond'];
+    const allowed = ['code', 'name', 'channels', 'certificates', 'acquirerIds', 'macKey', 'macKeyFile', 'rateLimitPerSecond', 'tlsClients'];
     for (const key of Object.keys(bank)) if (!allowed.includes(key)) fail(key, `is not a known field (known: ${allowed.join(', ')})`);
     if (typeof bank.code !== 'string' || !/^[A-Z]{4}$/.test(bank.code)) fail('code', 'must be 4 capital letters (the bank part of the BIC)');
     const code = bank.code as string;
@@ -76,6 +79,10 @@ export function readBankRegistryFile(path: string): BankFileEntry[] {
       }
     }
     if (macKey !== null && !/^[0-9A-Fa-f]{32}$/.test(macKey)) fail('macKey', 'must be 32 hex digits (a double-length 3DES key)');
+    const tlsClients = bank.tlsClients ?? [];
+    if (!Array.isArray(tlsClients) || tlsClients.some((c) => typeof c !== 'string' || !TLS_CLIENT_PATTERN.test(c))) {
+      fail('tlsClients', 'must be a list of client certificate thumbprints (43 characters, as a kid) or "CN=" and a common name');
+    }
     const rate = bank.rateLimitPerSecond;
     if (typeof rate !== 'number' || !Number.isInteger(rate) || rate < 1) fail('rateLimitPerSecond', 'must be a whole number of at least 1');
     return {
@@ -86,6 +93,7 @@ export function readBankRegistryFile(path: string): BankFileEntry[] {
       acquirerIds: acquirerIds as string[],
       macKey: macKey?.toUpperCase() ?? null,
       rateLimitPerSecond: rate as number,
+      tlsClients: tlsClients as string[],
     };
   });
 }

@@ -15,6 +15,8 @@ export interface StoredBank {
   macKeySealed: string | null;
   /** The key a rotation moves to (migration 1764300000000-mac-key-next). */
   macKeyNextSealed: string | null;
+  /** Its TLS client certificates, by thumbprint or `CN=` common name. */
+  tlsClients: string[];
 }
 
 /** A bank as the operator lists it. */
@@ -96,7 +98,7 @@ export class BankRepository {
   async allBanks(): Promise<StoredBank[]> {
     return this.dataSource.query(
       `SELECT code, name, channels, acquirer_ids AS "acquirerIds", rate_limit_per_second AS "rateLimitPerSecond", mac_key_sealed AS "macKeySealed",
-              mac_key_next_sealed AS "macKeyNextSealed" FROM bank`,
+              mac_key_next_sealed AS "macKeyNextSealed", tls_clients AS "tlsClients" FROM bank`,
     );
   }
 
@@ -144,13 +146,17 @@ export class BankRepository {
   }
 
   /** BANKS_FILE's entry for a bank, new or replacing what the file said before. */
-  async upsertFromFile(tx: Sql, bank: BankEntry & { macKeySealed: string | null }): Promise<void> {
+  async upsertFromFile(tx: Sql, bank: BankEntry & { macKeySealed: string | null; tlsClients: string[] }): Promise<void> {
     await tx.query(
-      `INSERT INTO bank (code, name, channels, acquirer_ids, rate_limit_per_second, mac_key_sealed)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (code) DO UPDATE SET name = $2, channels = $3, acquirer_ids = $4, rate_limit_per_second = $5, mac_key_sealed = $6, updated_at = now()`,
-      [bank.code, bank.name, bank.channels, bank.acquirerIds, bank.rateLimitPerSecond, bank.macKeySealed],
+      `INSERT INTO bank (code, name, channels, acquirer_ids, rate_limit_per_second, mac_key_sealed, tls_clients)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (code) DO UPDATE SET name = $2, channels = $3, acquirer_ids = $4, rate_limit_per_second = $5, mac_key_sealed = $6, tls_clients = $7, updated_at = now()`,
+      [bank.code, bank.name, bank.channels, bank.acquirerIds, bank.rateLimitPerSecond, bank.macKeySealed, bank.tlsClients],
     );
+  }
+
+  async setTlsClients(tx: Sql, bankCode: string, tlsClients: readonly string[]): Promise<void> {
+    await tx.query(`UPDATE bank SET tls_clients = $2 WHERE code = $1`, [bankCode, tlsClients]);
   }
 
   /** A bank registered with the CLI, managed by it from the start; false when the code is taken. */

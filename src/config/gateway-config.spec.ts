@@ -87,6 +87,13 @@ describe('development defaults', () => {
     expect(loadConfig(withoutPair).GATEWAY_SIGNING_KEY).toBe(DEVELOPMENT_SIGNING_KEY);
   });
 
+  it("a listener's TLS certificate and key go together, and a client CA needs them", () => {
+    expect(complaint({ HTTP_TLS_CERT: '/tmp/c.pem' })).toContain('HTTP_TLS_CERT and HTTP_TLS_KEY go together: give both for TLS, or neither');
+    expect(complaint({ ISO8583_TLS_KEY: '/tmp/k.pem' })).toContain('ISO8583_TLS_CERT and ISO8583_TLS_KEY go together: give both for TLS, or neither');
+    expect(complaint({ ISO8583_TLS_CLIENT_CA: '/tmp/ca.pem' })).toContain('ISO8583_TLS_CLIENT_CA needs ISO8583_TLS_CERT and ISO8583_TLS_KEY (mutual TLS is TLS first)');
+    expect(() => loadConfig({ HTTP_TLS_CERT: '/tmp/c.pem', HTTP_TLS_KEY: '/tmp/k.pem', HTTP_TLS_CLIENT_CA: '/tmp/ca.pem' })).not.toThrow();
+  });
+
   it('half of the signing pair is refused', () => {
     expect(complaint({ GATEWAY_SIGNING_KEY: '/tmp/k.pem' })).toContain('GATEWAY_SIGNING_KEY and GATEWAY_SIGNING_CERT must be set together');
     expect(complaint({ GATEWAY_SIGNING_CERT: '/tmp/c.pem' })).toContain('GATEWAY_SIGNING_KEY and GATEWAY_SIGNING_CERT must be set together');

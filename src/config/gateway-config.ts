@@ -71,6 +71,27 @@ export class GatewayConfig {
   @IsString()
   HTTP_HOST = '0.0.0.0';
 
+  /** PEM certificate chain of the bank (HTTP) listener: with HTTP_TLS_KEY, the listener speaks TLS. Plain when unset. */
+  @Variable()
+  @IsOptional()
+  @IsString()
+  HTTP_TLS_CERT?: string;
+
+  /** PEM private key of HTTP_TLS_CERT. */
+  @Variable()
+  @IsOptional()
+  @IsString()
+  HTTP_TLS_KEY?: string;
+
+  /**
+   * PEM bundle of the CAs banks' client certificates chain to: with it the listener requires a client
+   * certificate (mutual TLS), and the certificate must be one its bank's registry entry lists (tlsClients).
+   */
+  @Variable()
+  @IsOptional()
+  @IsString()
+  HTTP_TLS_CLIENT_CA?: string;
+
   @Variable({ type: 'integer' })
   @IsInt({ message: 'must be a whole number' })
   @Min(0)
@@ -80,6 +101,27 @@ export class GatewayConfig {
   @Variable()
   @IsString()
   ISO8583_HOST = '0.0.0.0';
+
+  /** PEM certificate chain of the ISO 8583 listener: with ISO8583_TLS_KEY, the listener speaks TLS. Plain when unset. */
+  @Variable()
+  @IsOptional()
+  @IsString()
+  ISO8583_TLS_CERT?: string;
+
+  /** PEM private key of ISO8583_TLS_CERT. */
+  @Variable()
+  @IsOptional()
+  @IsString()
+  ISO8583_TLS_KEY?: string;
+
+  /**
+   * PEM bundle of the CAs ATM switches' client certificates chain to: with it the listener requires a client
+   * certificate (mutual TLS), and the certificate must be one its bank's registry entry lists (tlsClients).
+   */
+  @Variable()
+  @IsOptional()
+  @IsString()
+  ISO8583_TLS_CLIENT_CA?: string;
 
   /** An ATM switch connection silent this long is closed. */
   @Variable({ type: 'integer' })
@@ -415,6 +457,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     for (const [name, spec] of VARIABLES) {
       if (spec.requiredWithDatabaseUrl && unset.has(name)) problems.push(`${name} is required when DATABASE_URL is set (${spec.requiredWithDatabaseUrl})`);
     }
+  }
+  for (const listener of ['HTTP', 'ISO8583'] as const) {
+    const cert = config[`${listener}_TLS_CERT` as const];
+    const key = config[`${listener}_TLS_KEY` as const];
+    const clientCa = config[`${listener}_TLS_CLIENT_CA` as const];
+    if (Boolean(cert) !== Boolean(key)) problems.push(`${listener}_TLS_CERT and ${listener}_TLS_KEY go together: give both for TLS, or neither`);
+    if (clientCa && !cert) problems.push(`${listener}_TLS_CLIENT_CA needs ${listener}_TLS_CERT and ${listener}_TLS_KEY (mutual TLS is TLS first)`);
   }
   // The request timeout covers the headers too, so a longer headers timeout would never be reached.
   // Compared only when both are valid, so a bad value is reported once.

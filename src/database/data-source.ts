@@ -9,8 +9,9 @@ import { ActiveActive1764000000001 } from './migrations/1764000000001-active-act
 import { RefusedTraffic1764100000000 } from './migrations/1764100000000-refused-traffic';
 import { LocksThenFacts1764200000000 } from './migrations/1764200000000-locks-then-facts';
 import { MacKeyNext1764300000000 } from './migrations/1764300000000-mac-key-next';
+import { TlsClients1764300000001 } from './migrations/1764300000001-tls-clients';
 
-export const MIGRATIONS = [InitialSchema1763870400000, AtmChannel1763874000000, ActivationResults1763877600000, PendingReversals1763881200000, ActivationResultOnce1763884800000, RegistryManagement1763906400000, ActiveActive1764000000001, RefusedTraffic1764100000000, LocksThenFacts1764200000000, MacKeyNext1764300000000];
+export const MIGRATIONS = [InitialSchema1763870400000, AtmChannel1763874000000, ActivationResults1763877600000, PendingReversals1763881200000, ActivationResultOnce1763884800000, RegistryManagement1763906400000, ActiveActive1764000000001, RefusedTraffic1764100000000, LocksThenFacts1764200000000, MacKeyNext1764300000000, TlsClients1764300000001];
 
 /**
  * The schema is the migrations', written by hand; the repositories are plain

@@ -6,6 +6,7 @@ import { BankDirectory } from '../../banks/bank-directory';
 import { BanksModule } from '../../banks/banks.module';
 import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayConfig } from '../../config/gateway-config';
+import { listenerTls } from '../../config/listener-tls';
 import { JsonLogger } from '../../logging/json-logger';
 import { AtmExchange } from './atm-exchange';
 import { AtmController } from './atm.controller';
@@ -66,6 +67,7 @@ export class AtmChannelLifecycle implements BeforeApplicationShutdown {
           refused,
           { port: config.ISO8583_PORT, host: config.ISO8583_HOST },
           logger,
+          listenerTls(config, 'ISO8583'),
         );
         countIsoConnectionsWith(() => transport.openConnections);
         return transport;

@@ -1,4 +1,6 @@
 import { createServer, Server as TcpServer, Socket } from 'node:net';
+import { createServer as createTlsServer, TLSSocket } from 'node:tls';
+import { ListenerTls, tlsServerOptions } from '../../config/listener-tls';
 import { BaseRpcContext, CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
 import { FrameDecoder, FrameTooLargeError, frame, IsoFields, MAX_FRAME_BYTES } from '../../../libs/iso8583';
@@ -63,6 +65,8 @@ export class AtmTransport extends Server implements CustomTransportStrategy {
     private readonly refused: RefusedTraffic,
     private readonly address: { port: number; host: string },
     private readonly appLogger: JsonLogger,
+    /** TLS for the listener (ISO8583_TLS_*), mutual with a client CA; null: plain TCP. */
+    private readonly tls: ListenerTls | null = null,
   ) {
     super();
     this.log = appLogger.child('atm-listener');
@@ -86,7 +90,9 @@ export class AtmTransport extends Server implements CustomTransportStrategy {
 
   private async bind(): Promise<number> {
     // Half-open: a switch may shut its write side right after its last request and still expect the answers.
-    const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    const server = this.tls
+      ? createTlsServer({ allowHalfOpen: true, ...tlsServerOptions(this.tls) }, (socket) => this.accept(socket))
+      : createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -146,6 +152,7 @@ export class AtmTransport extends Server implements CustomTransportStrategy {
     const macFailures = new FailureWindow(this.limits.maxMacFailures, this.limits.macFailureWindowMs);
     let refusing = false;
     const trust: ConnectionTrust = {
+      clientCertificate: socket instanceof TLSSocket && socket.authorized ? socket.getPeerCertificate().raw : undefined,
       verified: () => {
         if (authenticated) return;
         authenticated = true;

@@ -1,3 +1,5 @@
+import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { createHash } from 'node:crypto';
 import { Controller, Get, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import { FastifyReply, FastifyRequest } from 'fastify';
@@ -76,6 +78,7 @@ export class ActivationsController {
       requestId: header(request, 'x-request-id'),
       signature: header(request, 'x-jws-signature'),
       body,
+      clientCertificate: clientCertificateOf(request.raw.socket),
     });
     // After the signature, so forged requests cannot spend a bank's budget; the bucket is shared with
     // the ATM channel and with every instance (RateLimiter), since the limit is the bank's, not the channel's.
@@ -97,4 +100,11 @@ function decisionBody(record: ActivationRecord) {
     reason: record.reason,
     decidedAt: record.decidedAt.toISOString(),
   };
+}
+
+/** The client certificate a mutual-TLS handshake verified on this connection, as DER; undefined on a plain listener. */
+function clientCertificateOf(socket: Socket): Buffer | undefined {
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  const raw = socket.getPeerCertificate().raw;
+  return raw && raw.length > 0 ? raw : undefined;
 }

@@ -1,4 +1,5 @@
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { ListenerTls, tlsServerOptions } from '../../config/listener-tls';
 import { errorHandled, latencyMs } from '../../ops/request-handled';
 import { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Channel } from '../../activation/activation.types';
@@ -29,23 +30,25 @@ export interface HttpLimits {
  * parameter over its limit (frameworkErrors), and no Host (Node's own bare
  * 400 is turned off; the onRequest hook in configureHttpChannel answers it).
  */
-export function createHttpAdapter(signer: ResponseSigner, limits: HttpLimits, logger: JsonLogger): FastifyAdapter {
+export function createHttpAdapter(signer: ResponseSigner, limits: HttpLimits, logger: JsonLogger, tls: ListenerTls | null = null): FastifyAdapter {
   const connectionLimits: ConnectionLimits = { headerLimitBytes: HEADER_LIMIT_BYTES, headersTimeoutMs: limits.headersTimeoutMs, requestTimeoutMs: limits.requestTimeoutMs };
+  const server = {
+    maxHeaderSize: HEADER_LIMIT_BYTES,
+    headersTimeout: limits.headersTimeoutMs,
+    // Node checks both timeouts only this often (by default every 30 s, which would let a
+    // slowloris client hold a connection up to twice as long as configured).
+    connectionsCheckingInterval: Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4)),
+    requireHostHeader: false,
+  };
   return new FastifyAdapter({
+    // With TLS, Fastify makes an https server from these options alone: the HTTP limits go with them.
+    ...(tls ? { https: { ...server, ...tlsServerOptions(tls) } } : { http: server }),
     bodyLimit: BODY_LIMIT_BYTES,
     requestTimeout: limits.requestTimeoutMs,
     // A backstop for a connection gone quiet after its request was read. Later than the request
     // timeout, so a client that stops sending mid-request is told 408 rather than dropped silently.
     connectionTimeout: limits.requestTimeoutMs + 10_000,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
-    http: {
-      maxHeaderSize: HEADER_LIMIT_BYTES,
-      headersTimeout: limits.headersTimeoutMs,
-      // Node checks both timeouts only this often (by default every 30 s, which would let a
-      // slowloris client hold a connection up to twice as long as configured).
-      connectionsCheckingInterval: Math.min(1_000, Math.floor(limits.headersTimeoutMs / 4)),
-      requireHostHeader: false,
-    },
     clientErrorHandler: connectionErrorHandler(connectionLimits, logger),
     // Called with a bare request and reply: no hooks run on them, so the answer is signed here
     // (over the bytes sendProblem writes: the same JSON.stringify of the same object).
