@@ -166,13 +166,13 @@ describe('the ISO 8583 listener', () => {
 
   it('counts the refusals as refused traffic, on both channels', async () => {
     // The counts are written in batches: wait for them.
-    const deadline = Date.now() + 15_000;
+    const deadline = Date.now() + 30_000;
     let rows: { channel: string; code: string }[] = [];
     while (Date.now() < deadline) {
-      rows = await env.database.query<{ channel: string; code: string }>(`SELECT DISTINCT channel, code FROM refused_traffic_minute WHERE bank_code = 'TSTA' ORDER BY channel`);
+      rows = await env.database.query<{ channel: string; code: string; bank_code: string }>(`SELECT DISTINCT channel, code, bank_code FROM refused_traffic_minute ORDER BY channel`);
       if (rows.length >= 2) break;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
-    expect(rows).toEqual(expect.arrayContaining([expect.objectContaining({ channel: 'ATM', code: '58' }), expect.objectContaining({ code: 'UNKNOWN_BANK' })]));
+    expect(rows).toEqual(expect.arrayContaining([expect.objectContaining({ channel: 'ATM', code: '58', bank_code: 'TSTA' }), expect.objectContaining({ channel: 'HTTP', code: 'UNKNOWN_BANK', bank_code: 'TSTA' })]));
   });
 });
