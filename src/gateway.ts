@@ -1,8 +1,10 @@
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, KeyObject } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { JwsSigningKey, softwareSigningKey } from '../libs/jws';
+import { Pkcs11Token, TokenSigningKey } from '../libs/pkcs11';
 import { parseCertificateBundle } from '../libs/pki';
 import { AppModule } from './app.module';
 import { configureHttpChannel, createHttpAdapter } from './channels/http/http-channel';
@@ -16,16 +18,12 @@ import { JsonLogger } from './logging/json-logger';
 import { ReadinessIndicators } from './ops/readiness';
 import { AtmTransport } from './channels/atm/atm-transport';
 
-/** The gateway's own signing identity: GATEWAY_SIGNING_KEY/CERT (the development pair when unset, see loadConfig). */
+/**
+ * The gateway's own signing identity: GATEWAY_SIGNING_CERT with GATEWAY_SIGNING_KEY (the development pair
+ * when unset, see loadConfig), or under KEY_STORE=pkcs11 with GATEWAY_SIGNING_KEY_LABEL in the token.
+ */
 export function loadResponseSigner(config: GatewayConfig): ResponseSigner {
-  const keyPath = config.GATEWAY_SIGNING_KEY;
   const certPath = config.GATEWAY_SIGNING_CERT;
-  let privateKey;
-  try {
-    privateKey = createPrivateKey(readFileSync(keyPath, 'utf8'));
-  } catch (error) {
-    throw new ConfigurationError(`GATEWAY_SIGNING_KEY ${keyPath} cannot be read as a PEM private key: ${(error as Error).message}`);
-  }
   let certificate;
   try {
     [certificate] = parseCertificateBundle(readFileSync(certPath, 'utf8'));
@@ -33,7 +31,39 @@ export function loadResponseSigner(config: GatewayConfig): ResponseSigner {
     throw new ConfigurationError(`GATEWAY_SIGNING_CERT ${certPath} cannot be read: ${(error as Error).message}`);
   }
   if (!certificate) throw new ConfigurationError(`GATEWAY_SIGNING_CERT ${certPath} holds no certificate`);
-  return new ResponseSigner(privateKey, certificate.thumbprint, config.GATEWAY_ID);
+  const key = config.KEY_STORE === 'pkcs11' ? tokenSigningKey(config, certificate.publicKey) : fileSigningKey(config.GATEWAY_SIGNING_KEY);
+  return new ResponseSigner(key, certificate.thumbprint, config.GATEWAY_ID);
+}
+
+function fileSigningKey(keyPath: string): JwsSigningKey {
+  try {
+    return softwareSigningKey(createPrivateKey(readFileSync(keyPath, 'utf8')));
+  } catch (error) {
+    throw new ConfigurationError(`GATEWAY_SIGNING_KEY ${keyPath} cannot be read as a PEM private key: ${(error as Error).message}`);
+  }
+}
+
+/** The signing key in the token; it must be the key GATEWAY_SIGNING_CERT certifies. */
+function tokenSigningKey(config: GatewayConfig, certified: KeyObject): JwsSigningKey {
+  let pin = config.PKCS11_PIN;
+  if (!pin) {
+    try {
+      pin = readFileSync(config.PKCS11_PIN_FILE!, 'utf8').trim();
+    } catch (error) {
+      throw new ConfigurationError(`PKCS11_PIN_FILE ${config.PKCS11_PIN_FILE} cannot be read: ${(error as Error).message}`);
+    }
+  }
+  let key: TokenSigningKey;
+  try {
+    key = Pkcs11Token.open({ module: config.PKCS11_MODULE!, tokenLabel: config.PKCS11_TOKEN_LABEL!, pin }).ecSigningKey(config.GATEWAY_SIGNING_KEY_LABEL!);
+  } catch (error) {
+    throw new ConfigurationError(`KEY_STORE=pkcs11: ${(error as Error).message}`);
+  }
+  const der = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
+  if (!der(key.publicKey).equals(der(certified))) {
+    throw new ConfigurationError(`GATEWAY_SIGNING_CERT does not certify the token's key ${JSON.stringify(key.label)} (GATEWAY_SIGNING_KEY_LABEL)`);
+  }
+  return { algorithm: 'ES256', sign: (input) => key.signEs256(input) };
 }
 
 /**

@@ -6,7 +6,7 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { keyCheckValue, packMessage, retailMac, unpackMessage } from '../libs/iso8583';
-import { JwsError, parseDetachedJws, verifyDetachedSignature } from '../libs/jws';
+import { JwsError, parseDetachedJws, softwareSigningKey, verifyDetachedSignature } from '../libs/jws';
 import { parseCertificateBundle } from '../libs/pki';
 import { issueCertificate } from '../libs/pki/certificate-builder';
 import { ResponseSigner } from '../src/channels/http/response-signer';
@@ -76,7 +76,7 @@ interface Captured {
 class CapturingGateway {
   readonly requests: Captured[] = [];
   tamperWithAnswers = false;
-  private readonly signer = new ResponseSigner(gateway.privateKey, gateway.certificate.thumbprint, 'absher-bank-gateway');
+  private readonly signer = new ResponseSigner(softwareSigningKey(gateway.privateKey), gateway.certificate.thumbprint, 'absher-bank-gateway');
   private readonly server: Server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));

@@ -132,18 +132,36 @@ export function verifyJwsSignature(alg: string, protectedSegment: string, payloa
  * by default.
  */
 export function signDetached(header: Omit<RequestBindingHeader, 'crit'>, payload: Uint8Array, privateKey: KeyObject): string {
-  return signWithProtectedHeader({ ...header, crit: [...CRITICAL_CLAIMS] }, payload, privateKey);
+  return signWithProtectedHeader({ ...header, crit: [...CRITICAL_CLAIMS] }, payload, softwareSigningKey(privateKey));
 }
 
-/** A detached JWS over `payload` with exactly this protected header (its `alg` says how to sign). */
-export function signWithProtectedHeader(header: { alg: SigningAlgorithm } & Record<string, unknown>, payload: Uint8Array, privateKey: KeyObject): string {
+/**
+ * What signs a JWS: its algorithm, and the signature over a signing input in
+ * JWS form (r||s for ES256). A KeyObject in memory (`softwareSigningKey`),
+ * or a key in a PKCS#11 token that never leaves it (libs/pkcs11).
+ */
+export interface JwsSigningKey {
+  readonly algorithm: SigningAlgorithm;
+  sign(signingInput: Buffer): Buffer;
+}
+
+export function softwareSigningKey(privateKey: KeyObject): JwsSigningKey {
+  const algorithm = algorithmFor(privateKey);
+  return {
+    algorithm,
+    sign: (input) =>
+      algorithm === 'ES256'
+        ? derToP1363(sign('sha256', input, privateKey), P256_SIZE)
+        : sign('sha256', input, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }),
+  };
+}
+
+/** A detached JWS over `payload` with exactly this protected header, whose `alg` must be the key's. */
+export function signWithProtectedHeader(header: { alg: SigningAlgorithm } & Record<string, unknown>, payload: Uint8Array, key: JwsSigningKey): string {
+  if (header.alg !== key.algorithm) throw new JwsError('ALGORITHM_NOT_ACCEPTED', `alg ${header.alg} does not fit a ${key.algorithm} key`);
   const protectedSegment = Buffer.from(JSON.stringify(header)).toString('base64url');
   const signingInput = Buffer.from(`${protectedSegment}.${Buffer.from(payload).toString('base64url')}`);
-  const signature =
-    header.alg === 'ES256'
-      ? derToP1363(sign('sha256', signingInput, privateKey), P256_SIZE)
-      : sign('sha256', signingInput, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 });
-  return `${protectedSegment}..${signature.toString('base64url')}`;
+  return `${protectedSegment}..${key.sign(signingInput).toString('base64url')}`;
 }
 
 /** ES256 for EC P-256 keys, PS256 for RSA keys. */

@@ -263,6 +263,43 @@ export class GatewayConfig {
   @IsString()
   GATEWAY_SIGNING_CERT: string = DEVELOPMENT_SIGNING_CERT;
 
+  /**
+   * Where secret keys live: `software` (PEM files and sealed keys in the store), or `pkcs11`: in a
+   * PKCS#11 token, used only through it. Under pkcs11 the response-signing key is
+   * GATEWAY_SIGNING_KEY_LABEL in the token (GATEWAY_SIGNING_KEY is not read).
+   */
+  @Variable()
+  @IsIn(['software', 'pkcs11'])
+  KEY_STORE: 'software' | 'pkcs11' = 'software';
+
+  /** Path of the PKCS#11 library: SoftHSM2's libsofthsm2.so, or a network HSM's client library. */
+  @Variable()
+  @IsOptional()
+  @IsString()
+  PKCS11_MODULE?: string;
+
+  @Variable()
+  @IsOptional()
+  @IsString()
+  PKCS11_TOKEN_LABEL?: string;
+
+  /** The token's user PIN; or PKCS11_PIN_FILE, a file holding it (kept out of the environment). */
+  @Variable({ secret: true })
+  @IsOptional()
+  @IsString()
+  PKCS11_PIN?: string;
+
+  @Variable()
+  @IsOptional()
+  @IsString()
+  PKCS11_PIN_FILE?: string;
+
+  /** Under KEY_STORE=pkcs11, the label of the gateway's EC P-256 signing key in the token; GATEWAY_SIGNING_CERT is its certificate. */
+  @Variable()
+  @IsOptional()
+  @IsString()
+  GATEWAY_SIGNING_KEY_LABEL?: string;
+
   /** `iss` of the gateway's response signatures. */
   @Variable()
   @Matches(/^[A-Za-z0-9._:-]{1,64}$/, { message: 'must be 1-64 characters of [A-Za-z0-9._:-]' })
@@ -480,8 +517,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.MANAGEMENT_PORT !== 0 && (config.MANAGEMENT_PORT === config.HTTP_PORT || config.MANAGEMENT_PORT === config.ISO8583_PORT)) {
     problems.push(`MANAGEMENT_PORT must differ from HTTP_PORT and ISO8583_PORT (got ${config.MANAGEMENT_PORT})`);
   }
-  // Each half of the development pair only goes with the other.
-  if (unset.has('GATEWAY_SIGNING_KEY') !== unset.has('GATEWAY_SIGNING_CERT')) {
+  if (config.KEY_STORE === 'pkcs11') {
+    const missing = ['PKCS11_MODULE', 'PKCS11_TOKEN_LABEL', 'GATEWAY_SIGNING_KEY_LABEL', 'GATEWAY_SIGNING_CERT'].filter((name) => unset.has(name));
+    if (missing.length) problems.push(`KEY_STORE=pkcs11 needs ${missing.join(', ')}`);
+    if (Boolean(config.PKCS11_PIN) === Boolean(config.PKCS11_PIN_FILE)) problems.push('KEY_STORE=pkcs11 needs one of PKCS11_PIN and PKCS11_PIN_FILE');
+  } else if (unset.has('GATEWAY_SIGNING_KEY') !== unset.has('GATEWAY_SIGNING_CERT')) {
+    // Each half of the development pair only goes with the other.
     problems.push('GATEWAY_SIGNING_KEY and GATEWAY_SIGNING_CERT must be set together');
   }
   if (problems.length) throw new ConfigurationError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);

@@ -5,7 +5,7 @@ import { Controller, Module, Post, Req, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { FastifyReply, FastifyRequest } from 'fastify';
-import { parseDetachedJws, verifyDetachedSignature } from '../../libs/jws';
+import { parseDetachedJws, softwareSigningKey, verifyDetachedSignature } from '../../libs/jws';
 import { parseCertificateBundle } from '../../libs/pki';
 import { BODY_LIMIT_BYTES } from '../../src/channels/http/http-channel';
 import { ResponseSigner } from '../../src/channels/http/response-signer';
@@ -62,7 +62,7 @@ class CeilingController {
 class CeilingModule {}
 
 async function main(): Promise<void> {
-  const signer = new ResponseSigner(createPrivateKey(readFileSync(config.gatewayKeyFile, 'utf8')), parseCertificateBundle(readFileSync(config.gatewayCertFile, 'utf8'))[0].thumbprint, 'ceiling');
+  const signer = new ResponseSigner(softwareSigningKey(createPrivateKey(readFileSync(config.gatewayKeyFile, 'utf8'))), parseCertificateBundle(readFileSync(config.gatewayCertFile, 'utf8'))[0].thumbprint, 'ceiling');
   const app = await NestFactory.create<NestFastifyApplication>(
     CeilingModule,
     new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES, connectionTimeout: 30_000, requestTimeout: 30_000, return503OnClosing: true }),

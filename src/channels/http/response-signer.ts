@@ -1,5 +1,5 @@
 import { KeyObject } from 'node:crypto';
-import { algorithmFor, ACCEPTED_ALGORITHMS, signDetached, SigningAlgorithm, signWithProtectedHeader, verifyJwsSignature } from '../../../libs/jws';
+import { ACCEPTED_ALGORITHMS, CRITICAL_CLAIMS, JwsSigningKey, SigningAlgorithm, signWithProtectedHeader, verifyJwsSignature } from '../../../libs/jws';
 import { parseStrictJson } from '../../../libs/json';
 
 /** The claims a `401`'s signature carries (spec 3.3): nothing the caller chose, so nothing it can be bound to. */
@@ -12,23 +12,17 @@ const BINDING_CLAIMS = ['jti', 'htm', 'htu'] as const;
  * EC P-256 signing is about 12x cheaper than RSA-PSS on this hot path.
  */
 export class ResponseSigner {
-  private readonly algorithm: SigningAlgorithm;
-
   constructor(
-    private readonly privateKey: KeyObject,
+    /** The gateway's key: a PEM file's, or one in a PKCS#11 token (KEY_STORE). */
+    private readonly key: JwsSigningKey,
     /** Thumbprint of the gateway's certificate: the `kid` banks look up. */
     readonly keyId: string,
     private readonly gatewayId: string,
-  ) {
-    this.algorithm = algorithmFor(privateKey);
-  }
+  ) {}
 
   sign(requestId: string, method: string, path: string, body: Uint8Array): string {
-    return signDetached(
-      { alg: this.algorithm, kid: this.keyId, iat: Math.floor(Date.now() / 1000), iss: this.gatewayId, jti: requestId, htm: method, htu: path },
-      body,
-      this.privateKey,
-    );
+    const header = { alg: this.key.algorithm, kid: this.keyId, iat: Math.floor(Date.now() / 1000), iss: this.gatewayId, jti: requestId, htm: method, htu: path, crit: [...CRITICAL_CLAIMS] };
+    return signWithProtectedHeader(header, body, this.key);
   }
 
   /**
@@ -37,8 +31,8 @@ export class ResponseSigner {
    * substituted for the answer to the victim's genuine request.
    */
   signUnbound(body: Uint8Array): string {
-    const header = { alg: this.algorithm, kid: this.keyId, iat: Math.floor(Date.now() / 1000), iss: this.gatewayId, crit: [...UNBOUND_CRITICAL_CLAIMS] };
-    return signWithProtectedHeader(header, body, this.privateKey);
+    const header = { alg: this.key.algorithm, kid: this.keyId, iat: Math.floor(Date.now() / 1000), iss: this.gatewayId, crit: [...UNBOUND_CRITICAL_CLAIMS] };
+    return signWithProtectedHeader(header, body, this.key);
   }
 }
 
