@@ -164,16 +164,18 @@ describe('the ISO 8583 listener', () => {
     expect(await activateOverIso(tstaSwitch)).toEqual({ code: '25', macValid: true });
   });
 
-  it("counts an ATM refusal for another bank's certificate as refused traffic, under TSTA", async () => {
-    // The counts are written in batches: wait for them. (The HTTP 401 goes through the channel's generic
-    // refusal counting, which test/e2e/refused-traffic.e2e-spec.ts covers.)
+  it('counts the refusals as refused traffic, on both channels, under TSTA', async () => {
+    // The counts are written in batches: wait for them.
     const deadline = Date.now() + 30_000;
     let rows: { channel: string; code: string; bank_code: string }[] = [];
     while (Date.now() < deadline) {
-      rows = await env.database.query<{ channel: string; code: string; bank_code: string }>(`SELECT DISTINCT channel, code, bank_code FROM refused_traffic_minute WHERE channel = 'ATM'`);
-      if (rows.length > 0) break;
+      rows = await env.database.query<{ channel: string; code: string; bank_code: string }>(`SELECT DISTINCT channel, code, bank_code FROM refused_traffic_minute ORDER BY channel`);
+      if (rows.length >= 2) break;
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
-    expect(rows).toEqual([{ channel: 'ATM', code: '58', bank_code: 'TSTA' }]);
+    expect(rows).toEqual([
+      { channel: 'ATM', code: '58', bank_code: 'TSTA' },
+      { channel: 'HTTP', code: 'UNKNOWN_BANK', bank_code: 'TSTA' },
+    ]);
   });
 });

@@ -134,22 +134,19 @@ export function configureHttpChannel(app: NestFastifyApplication, signer: Respon
   // The handler runs inside its request's log context: any line written while it is handled names the request.
   // Callback style: done() continues to the handler synchronously, inside the context.
   fastify.addHook('preHandler', (request: FastifyRequest, _reply: FastifyReply, done: () => void) => withRequestContext({ requestId: requestIdOf(request) }, done));
-  fastify.addHook('onSend', async (request, reply, payload) => {
-    const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.isBuffer(payload) ? payload : Buffer.alloc(0);
-    reply.header('x-jws-signature', signatureOf(signer, request, reply.statusCode, bytes));
-    if (reply.statusCode === 401 && closeAfterAuthFailure(request, ops)) {
-      // A connection that keeps failing to prove who it is is not kept open for more attempts.
-      reply.header('connection', 'close');
-      ops.refused.connectionClosed('HTTP');
-    }
-    return bytes;
-  });
-  fastify.addHook('onResponse', async (request, reply) => {
-    // Every activation request that ended in an error is a handled request on the ops stream too.
+  /**
+   * Every refused request is counted, and every activation request that ended in an error is a handled
+   * request on the ops stream too: here, as its answer goes out. Not in onResponse, which Fastify runs on
+   * the answer's 'finish' only, which never comes when the client hangs up before the answer is flushed:
+   * the refusal would go uncounted. A request whose connection the connection handler already ended (a
+   * body that never arrived: 408) was never read, and is neither.
+   */
+  const countError = (request: FastifyRequest, reply: FastifyReply): void => {
     const code = (request as { problemCode?: ErrorCode }).problemCode;
+    if (!code || request.raw.socket?.destroyed) return;
     const bankId = request.headers['x-bank-id'];
-    const knownBank = code && typeof bankId === 'string' && ops.isKnownBank(bankId) ? bankId : null;
-    if (reply.statusCode === 401 && code) {
+    const knownBank = typeof bankId === 'string' && ops.isKnownBank(bankId) ? bankId : null;
+    if (reply.statusCode === 401) {
       ops.refused.refuse({
         channel: 'HTTP',
         source: request.ip,
@@ -159,11 +156,24 @@ export function configureHttpChannel(app: NestFastifyApplication, signer: Respon
         sample: { method: request.method, requestId: requestIdOf(request) },
       });
     }
-    if (code && request.method === 'POST' && requestPath(request) === '/v1/activations') {
+    if (request.method === 'POST' && requestPath(request) === '/v1/activations') {
       ops.recorder.record(
         errorHandled({ bankCode: knownBank ?? 'UNKNOWN', channel: channelOf(request.body), requestId: requestIdOf(request), errorCode: code, elapsedMs: reply.elapsedTime }),
       );
     }
+  };
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.isBuffer(payload) ? payload : Buffer.alloc(0);
+    reply.header('x-jws-signature', signatureOf(signer, request, reply.statusCode, bytes));
+    if (reply.statusCode === 401 && closeAfterAuthFailure(request, ops)) {
+      // A connection that keeps failing to prove who it is is not kept open for more attempts.
+      reply.header('connection', 'close');
+      ops.refused.connectionClosed('HTTP');
+    }
+    countError(request, reply);
+    return bytes;
+  });
+  fastify.addHook('onResponse', async (request, reply) => {
     if (logger.enabled('debug')) logger.emit('debug', 'http request answered', {
       method: request.method,
       path: requestPath(request),
