@@ -6,23 +6,11 @@ import { CODEC_FORMATS, contractFile, FIELDS, FieldSpec } from './field-formats'
 import { keyCheckValue, retailMac } from './mac';
 import { maskForLog } from './masking';
 import { buildTlv, parseTlv, TlvError } from './tlv';
+import { SAMPLE_0200 } from '../../test/support/atm-requests';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const Iso8583 = require('iso_8583');
 
-const activation = {
-  0: '0200',
-  2: '4111111111111111',
-  3: '910000',
-  7: '1123100000',
-  11: '000123',
-  12: '100000',
-  13: '1123',
-  32: '111111',
-  37: '123456789012',
-  41: 'TERM0001',
-  48: 'NI0101000000008MN0100512345678',
-  64: '0123456789abcdef',
-};
+const activation = { ...SAMPLE_0200, 64: '0123456789abcdef' };
 
 describe('codec (iso_8583 with the formats of contracts/iso8583/fields.json)', () => {
   it('packs MTI, binary primary bitmap and ASCII fields, and unpacks to the same fields', () => {

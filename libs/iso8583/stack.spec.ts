@@ -4,22 +4,11 @@ import { FIELDS } from './field-formats';
 import { retailMac } from './mac';
 import { macFieldFor, macFieldOf, macOf, packSigned, verifyMac } from './mac-filter';
 import { checkMessageTable, echo, echoedFields, MESSAGE_TABLE, MessageDefinitionError, processingCodeOf, requestCarriesMac, requiredFields } from './message-definitions';
+import { SAMPLE_0200 } from '../../test/support/atm-requests';
 import { buildOriginalDataElements, parseOriginalDataElements, readActivationRequest, readNetworkManagement, readReversalAdvice } from './views';
 
 const key = Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex');
-const activation: IsoFields = {
-  0: '0200',
-  2: '4111111111111111',
-  3: '910000',
-  7: '1123100000',
-  11: '000123',
-  12: '100000',
-  13: '1123',
-  32: '111111',
-  37: '123456789012',
-  41: 'TERM0001',
-  48: 'NI0101000000008MN0100512345678',
-};
+const activation: IsoFields = SAMPLE_0200;
 const advice: IsoFields = {
   0: '0420',
   2: '4111111111111111',

@@ -155,12 +155,20 @@ export function withinValidity(certificate: CertificateInfo, now: Date): boolean
 /** How a registry entry names a TLS client certificate: its thumbprint (as a JWS kid), or `CN=` and its subject's common name. */
 export const TLS_CLIENT_PATTERN = /^([A-Za-z0-9_-]{43}|CN=[^\n]{1,256})$/;
 
-/**
- * Whether a TLS client certificate (DER, as the handshake presented it) is one of `allowed`: listed by
- * thumbprint, or by `CN=` and the common name of its subject. Its chain was verified in the handshake.
- */
-export function tlsClientAllowed(der: Buffer, allowed: ReadonlySet<string>): boolean {
-  if (allowed.has(thumbprintOf(der))) return true;
-  const commonName = new X509Certificate(der).subject.split('\n').find((part) => part.startsWith('CN='));
-  return commonName !== undefined && allowed.has(commonName);
+/** Who a TLS client certificate is, as a registry entry names it: worked out once per connection. */
+export interface TlsClientIdentity {
+  thumbprint: string;
+  /** `CN=` and the common name of its subject; null without one. */
+  commonName: string | null;
+}
+
+/** The identity of a TLS client certificate (DER, as the handshake presented it; its chain was verified there). */
+export function tlsClientIdentity(der: Buffer): TlsClientIdentity {
+  const commonName = new X509Certificate(der).subject.split('\n').find((part) => part.startsWith('CN=')) ?? null;
+  return { thumbprint: thumbprintOf(der), commonName };
+}
+
+/** Whether the certificate is one of `allowed`: listed by thumbprint, or by `CN=` and its common name. */
+export function tlsClientAllowed(client: TlsClientIdentity, allowed: ReadonlySet<string>): boolean {
+  return allowed.has(client.thumbprint) || (client.commonName !== null && allowed.has(client.commonName));
 }

@@ -47,6 +47,8 @@ const bank: BankProfile = {
   rateLimitPerSecond: 1000,
   certificates: new Map(),
   macKey: null,
+  macKeyNext: null,
+  tlsClients: new Set(),
 };
 
 beforeAll(async () => {

@@ -26,6 +26,8 @@ const bank: BankProfile = {
   rateLimitPerSecond: 10,
   certificates: new Map([[leaf.thumbprint, { info: leaf, trustProblem: null, issuers: chain.trusted ? chain.issuers : [] }]]),
   macKey: null,
+  macKeyNext: null,
+  tlsClients: new Set(),
 };
 const directory = { get: (code: string) => (code === 'TSTA' ? bank : undefined) } as unknown as BankDirectory;
 

@@ -1,5 +1,5 @@
 import { JwsError, parseDetachedJws, verifyDetachedSignature } from '../../libs/jws';
-import { tlsClientAllowed, withinValidity } from '../../libs/pki';
+import { TlsClientIdentity, tlsClientAllowed, withinValidity } from '../../libs/pki';
 import { GatewayError } from '../common/gateway-error';
 import { BankDirectory, BankProfile } from './bank-directory';
 
@@ -13,8 +13,8 @@ export interface SignedRequest {
   signature: string | undefined;
   /** The exact body bytes received (empty for GET). */
   body: Uint8Array;
-  /** Under mutual TLS, the client certificate (DER) the connection's handshake verified; absent on a plain listener. */
-  clientCertificate?: Buffer;
+  /** Under mutual TLS, the client certificate the connection's handshake verified; absent on a plain listener. */
+  tlsClient?: TlsClientIdentity;
 }
 
 /**
@@ -34,7 +34,7 @@ export class BankAuthenticator {
     const bank = this.directory.get(request.bankId);
     if (!bank) throw new GatewayError('UNKNOWN_BANK', `no partner bank is registered with code "${printable(request.bankId)}"`);
     // Before any cryptography: a connection of one bank never speaks for another.
-    if (request.clientCertificate && !tlsClientAllowed(request.clientCertificate, bank.tlsClients ?? new Set())) {
+    if (request.tlsClient && !tlsClientAllowed(request.tlsClient, bank.tlsClients)) {
       throw new GatewayError('UNKNOWN_BANK', `the TLS client certificate is not one registered for ${bank.code}`);
     }
 

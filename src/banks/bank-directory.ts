@@ -28,9 +28,9 @@ export interface BankProfile {
   /** Double-length 3DES key for ISO 8583 MACs: stored sealed under KEY_ENCRYPTION_KEY, in clear only here, in memory. */
   readonly macKey: Buffer | null;
   /** During a rotation, the key the bank moves to: requests verify under either, answers use `macKey`. */
-  readonly macKeyNext?: Buffer | null;
+  readonly macKeyNext: Buffer | null;
   /** Under mutual TLS, the client certificates that may speak for it (thumbprints, `CN=` common names). */
-  readonly tlsClients?: ReadonlySet<string>;
+  readonly tlsClients: ReadonlySet<string>;
 }
 
 /**

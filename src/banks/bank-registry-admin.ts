@@ -210,8 +210,10 @@ export class BankRegistryAdmin {
     return entries.map((e) => ({ at: e.at.toISOString(), operator: e.operator, action: e.action, bank: e.bankCode, details: e.details }));
   }
 
-  /** A change to one bank, with its audit entry, in one transaction; the bank is managed by the CLI from then on. */
-  /** `details` as a function: what the audit records is known only once the change is applied. */
+  /**
+   * A change to one bank, with its audit entry, in one transaction; the bank is managed by the CLI from then
+   * on. `details` as a function: what the audit records is known only once the change is applied.
+   */
   private async change(action: string, bankCode: string, details: Record<string, unknown> | (() => Record<string, unknown>), apply: (tx: Sql) => Promise<void>): Promise<void> {
     await this.transactions.run(async (tx) => {
       // Locked, so that concurrent changes to one bank apply one after the other.

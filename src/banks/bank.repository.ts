@@ -197,8 +197,8 @@ export class BankRepository {
     await tx.query(`UPDATE bank SET mac_key_sealed = $2 WHERE code = $1`, [bankCode, sealed]);
   }
 
-  /** The key a rotation moves to; null takes it back. */
-  async setNextMacKeySealed(tx: Sql, bankCode: string, sealed: string | null): Promise<void> {
+  /** The key a rotation moves to. */
+  async setNextMacKeySealed(tx: Sql, bankCode: string, sealed: string): Promise<void> {
     await tx.query(`UPDATE bank SET mac_key_next_sealed = $2 WHERE code = $1`, [bankCode, sealed]);
   }
 

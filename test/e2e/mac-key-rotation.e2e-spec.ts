@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { verifyMac } from '../../libs/iso8583/mac-filter';
 import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { newMobile, newNationalId } from '../support/identities';
+import { cliOk, runCli } from '../support/operator-cli';
 import { TestEnvironment } from '../support/test-environment';
 
 /**
@@ -15,7 +15,6 @@ import { TestEnvironment } from '../support/test-environment';
  * switch never has to change keys at the same moment as the gateway, and no
  * message of the live traffic is refused.
  */
-const CLI = join(__dirname, '../../dist/tools/cli.js');
 const OLD_KEY = TSTA_MAC_KEY;
 const NEW_KEY_HEX = '1F2E3D4C5B6A79880897A6B5C4D3E2F1';
 const NEW_KEY = Buffer.from(NEW_KEY_HEX, 'hex');
@@ -30,11 +29,7 @@ afterAll(async () => {
   await env?.stop();
 });
 
-function cli(...args: string[]): string {
-  const result = spawnSync(process.execPath, [CLI, ...args, '--operator', 'key-custodian'], { env: { PATH: process.env.PATH ?? '', ...env.gatewayEnv() }, encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`cli ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
-  return result.stdout;
-}
+const cli = (...args: string[]) => cliOk(env, 'key-custodian', ...args);
 
 /** Resolves once the gateway has reloaded its bank directory after the change just made. */
 async function reloaded(before: number): Promise<void> {
@@ -119,7 +114,7 @@ it('rotates a bank\'s MAC key on live traffic: set next, terminals move over, pr
 });
 
 it('promote without a next key is refused, saying how to set one', () => {
-  const result = spawnSync(process.execPath, [CLI, 'mac-key', 'promote', '--bank', 'TSTB', '--operator', 'key-custodian'], { env: { PATH: process.env.PATH ?? '', ...env.gatewayEnv() }, encoding: 'utf8' });
-  expect(result.status).toBe(1);
+  const result = runCli(env, 'key-custodian', 'mac-key', 'promote', '--bank', 'TSTB');
+  expect(result.code).toBe(1);
   expect(result.stderr).toContain('TSTB has no next MAC key to promote (set one with: mac-key set --bank TSTB --next --file FILE)');
 });

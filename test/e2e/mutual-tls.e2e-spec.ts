@@ -1,5 +1,4 @@
-import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync, KeyObject, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -7,10 +6,11 @@ import { join } from 'node:path';
 import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { verifyMac } from '../../libs/iso8583/mac-filter';
 import { signBankRequest } from '../../libs/jws/request-signing';
-import { issueCertificate } from '../../libs/pki/certificate-builder';
 import { thumbprintOf } from '../../libs/pki';
 import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { newMobile, newNationalId } from '../support/identities';
+import { cliOk } from '../support/operator-cli';
+import { IssuedCertificate, testAuthority, testCertificate } from '../support/test-certificates';
 import { TestEnvironment } from '../support/test-environment';
 
 /**
@@ -19,49 +19,15 @@ import { TestEnvironment } from '../support/test-environment';
  * bank whose registry entry lists it (by `CN=` or by thumbprint). Refused
  * otherwise: 401 UNKNOWN_BANK on HTTP, 58 without a MAC on ISO 8583.
  */
-const DAY = 86_400_000;
 const dir = mkdtempSync(join(tmpdir(), 'gateway-mtls-'));
-const CLI = join(__dirname, '../../dist/tools/cli.js');
 
-interface Pair {
-  pem: string;
-  key: KeyObject;
-}
-
-function authority(name: string): Pair {
-  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const pem = issueCertificate({
-    subject: { commonName: name, organization: 'Test' },
-    publicKey: keys.publicKey,
-    selfSigningKey: keys.privateKey,
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 30 * DAY),
-    isCertificateAuthority: true,
-    keyUsage: ['keyCertSign', 'cRLSign'],
-  });
-  return { pem, key: keys.privateKey };
-}
-
-function leaf(commonName: string, issuer: Pair): Pair {
-  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const pem = issueCertificate({
-    subject: { commonName, organization: 'Test' },
-    publicKey: keys.publicKey,
-    issuer: { certificatePem: issuer.pem, privateKey: issuer.key },
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 30 * DAY),
-    keyUsage: ['digitalSignature', 'keyEncipherment'],
-  });
-  return { pem, key: keys.privateKey };
-}
-
-const serverCa = authority('Gateway Server CA');
-const server = leaf('gateway.test', serverCa);
-const clientCa = authority('Bank Client CA');
-const otherCa = authority('Another CA');
-const tstaSwitch = leaf('tsta-switch', clientCa);
-const tstbClient = leaf('tstb-client', clientCa);
-const impostor = leaf('tsta-switch', otherCa); // TSTA's name, from a CA the gateway does not trust
+const serverCa = testAuthority('Gateway Server CA');
+const server = testCertificate('gateway.test', serverCa);
+const clientCa = testAuthority('Bank Client CA');
+const otherCa = testAuthority('Another CA');
+const tstaSwitch = testCertificate('tsta-switch', clientCa);
+const tstbClient = testCertificate('tstb-client', clientCa);
+const impostor = testCertificate('tsta-switch', otherCa); // TSTA's name, from a CA the gateway does not trust
 let env: TestEnvironment;
 let httpPort: number;
 
@@ -70,9 +36,9 @@ function file(name: string, text: string): string {
   writeFileSync(path, text);
   return path;
 }
-const pemKey = (pair: Pair) => pair.key.export({ type: 'pkcs8', format: 'pem' }).toString();
+const pemKey = (pair: IssuedCertificate) => pair.key.export({ type: 'pkcs8', format: 'pem' }).toString();
 /** The client side of TLS: trusts the server CA; the server certificate names no host, so only its chain is checked here. */
-const tlsAs = (client: Pair | null) => ({
+const tlsAs = (client: IssuedCertificate | null) => ({
   ca: serverCa.pem,
   checkServerIdentity: () => undefined,
   ...(client ? { cert: client.pem, key: pemKey(client) } : {}),
@@ -104,14 +70,10 @@ afterAll(async () => {
   await env?.stop();
 });
 
-function cli(...args: string[]): string {
-  const result = spawnSync(process.execPath, [CLI, ...args, '--operator', 'test-operator'], { env: { PATH: process.env.PATH ?? '', ...env.gatewayEnv() }, encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`cli ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
-  return result.stdout;
-}
+const cli = (...args: string[]) => cliOk(env, 'test-operator', ...args);
 
 /** A signed activation request over HTTPS as `client`, in the name of TSTA. */
-function activateOverHttps(client: Pair | null): Promise<{ status: number; body: Record<string, unknown> }> {
+function activateOverHttps(client: IssuedCertificate | null): Promise<{ status: number; body: Record<string, unknown> }> {
   const body = Buffer.from(JSON.stringify({ nationalId: newNationalId(), mobile: newMobile(), channel: 'INTERNET_BANKING' }));
   const requestId = `mtls-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
   const headers = { 'content-type': 'application/json', ...signBankRequest(env.pki.tsta.es256, { method: 'POST', path: '/v1/activations', requestId, body }) };
@@ -127,7 +89,7 @@ function activateOverHttps(client: Pair | null): Promise<{ status: number; body:
 }
 
 /** One 0200 over TLS as `client`, naming TSTA's acquirer in field 32. */
-async function activateOverIso(client: Pair | null): Promise<{ code: string; macValid: boolean }> {
+async function activateOverIso(client: IssuedCertificate | null): Promise<{ code: string; macValid: boolean }> {
   const link = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_MAC_KEY, tlsAs(client));
   try {
     const answer = await link.request(atmActivation({ nationalId: newNationalId(), mobile: newMobile() }), 'valid', 5_000);

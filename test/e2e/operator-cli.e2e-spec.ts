@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
 import { BankSigningIdentity } from '../../libs/jws/request-signing';
 import { newMobile, newNationalId } from '../support/identities';
 import { openSecret } from '../../libs/keys';
+import { cliOk, runCli } from '../support/operator-cli';
 import { GatewayAnswer, TEST_KEY_ENCRYPTION_KEY, TestEnvironment } from '../support/test-environment';
 
 /**
@@ -15,7 +15,6 @@ import { GatewayAnswer, TEST_KEY_ENCRYPTION_KEY, TestEnvironment } from '../supp
  * audited, survives a restart (BANKS_FILE no longer overrides a bank changed
  * with the CLI), and MAC keys are never shown or stored in clear.
  */
-const CLI = join(__dirname, '../../dist/tools/cli.js');
 const OLD_MAC_KEY = TSTA_MAC_KEY;
 const NEW_MAC_KEY_HEX = '89ABCDEF0123456776543210FEDCBA98';
 const dir = mkdtempSync(join(tmpdir(), 'gateway-cli-'));
@@ -33,19 +32,8 @@ afterAll(async () => {
   await env?.stop();
 });
 
-function cli(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [CLI, ...args, '--operator', 'test-operator'], {
-    env: { PATH: process.env.PATH ?? '', ...env.gatewayEnv() },
-    encoding: 'utf8',
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-function ok(...args: string[]): string {
-  const result = cli(...args);
-  if (result.code !== 0) throw new Error(`cli ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
-  return result.stdout;
-}
+const cli = (...args: string[]) => runCli(env, 'test-operator', ...args);
+const ok = (...args: string[]) => cliOk(env, 'test-operator', ...args);
 
 /** Sends until `accept` holds (the gateways reload within a second or two), and returns that answer. */
 async function eventually(send: () => Promise<GatewayAnswer>, accept: (answer: GatewayAnswer) => boolean, what: string): Promise<GatewayAnswer> {

@@ -1,13 +1,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { createPublicKey, generateKeyPairSync, KeyObject } from 'node:crypto';
+import { createPublicKey, KeyObject } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { signBankRequest } from '../../libs/jws/request-signing';
-import { issueCertificate } from '../../libs/pki/certificate-builder';
 import { verifyResponseSignature } from '../../src/channels/http/response-signer';
 import { newMobile, newNationalId } from '../support/identities';
+import { certifyKey, testAuthority } from '../support/test-certificates';
 import { TestEnvironment } from '../support/test-environment';
 
 /**
@@ -17,7 +17,6 @@ import { TestEnvironment } from '../support/test-environment';
  * process is given the token's label and PIN file, never a key.
  */
 const SOFTHSM = '/usr/lib/softhsm/libsofthsm2.so';
-const DAY = 86_400_000;
 const dir = mkdtempSync(join(tmpdir(), 'gateway-pkcs11-'));
 const softhsmConf = join(dir, 'softhsm2.conf');
 const LABEL = 'gateway-signing';
@@ -47,24 +46,7 @@ beforeAll(async () => {
   const publicKeyPem = inToken(`return token.generateEcSigningKey(${JSON.stringify(LABEL)}).publicKey.export({ type: 'spki', format: 'pem' });`) as string;
   tokenPublicKey = createPublicKey(publicKeyPem);
   // The gateway's certificate for the token's key, from a CA of the test's own.
-  const ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const caPem = issueCertificate({
-    subject: { commonName: 'Gateway Signing CA' },
-    publicKey: ca.publicKey,
-    selfSigningKey: ca.privateKey,
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 30 * DAY),
-    isCertificateAuthority: true,
-    keyUsage: ['keyCertSign'],
-  });
-  certificatePem = issueCertificate({
-    subject: { commonName: 'absher-bank-gateway' },
-    publicKey: tokenPublicKey,
-    issuer: { certificatePem: caPem, privateKey: ca.privateKey },
-    notBefore: new Date(Date.now() - DAY),
-    notAfter: new Date(Date.now() + 30 * DAY),
-    keyUsage: ['digitalSignature'],
-  });
+  certificatePem = certifyKey('absher-bank-gateway', testAuthority('Gateway Signing CA'), tokenPublicKey);
   writeFileSync(join(dir, 'gateway.pem'), certificatePem);
   writeFileSync(join(dir, 'pin'), '4321\n');
   env = await TestEnvironment.start({

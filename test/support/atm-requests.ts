@@ -6,6 +6,21 @@ export const TEST_PAN = '4111111111111111';
 export const TSTA_MAC_KEY = Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex');
 export const TSTA_ACQUIRER = '111111';
 
+/** One fixed 0200, without its MAC: the codec and MAC tests' sample (nothing about it changes between runs). */
+export const SAMPLE_0200: IsoFields = {
+  0: '0200',
+  2: TEST_PAN,
+  3: '910000',
+  7: '1123100000',
+  11: '000123',
+  12: '100000',
+  13: '1123',
+  32: TSTA_ACQUIRER,
+  37: '123456789012',
+  41: 'TERM0001',
+  48: 'NI0101000000008MN0100512345678',
+};
+
 // Random start: test files share nothing, but a STAN/RRN repeated within one gateway would be a duplicate.
 let stanCounter = 100000 + Math.floor(Math.random() * 800000);
 

@@ -25,7 +25,7 @@ import {
 } from '../../../libs/iso8583';
 import { ActivateAccount, ActivationRecord } from '../../activation/activate-account.use-case';
 import { AdviseReversal } from '../../activation/advise-reversal.use-case';
-import { tlsClientAllowed } from '../../../libs/pki';
+import { TlsClientIdentity, tlsClientAllowed } from '../../../libs/pki';
 import { BankDirectory, BankProfile } from '../../banks/bank-directory';
 import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayError } from '../../common/gateway-error';
@@ -49,8 +49,8 @@ export interface ConnectionTrust {
   verified(): void;
   /** A message's MAC was wrong or missing. */
   macFailed(): void;
-  /** Under mutual TLS, the client certificate (DER) the connection's handshake verified: only its bank may be named in field 32. */
-  readonly clientCertificate?: Buffer;
+  /** Under mutual TLS, the client certificate the connection's handshake verified: only its bank may be named in field 32. */
+  readonly tlsClient?: TlsClientIdentity;
 }
 
 /** One unpacked message as its handler sees it, beside its fields. */
@@ -158,7 +158,7 @@ export class AtmExchange {
       return { refused: this.failed(request, null, 'UNKNOWN_BANK', receivedAt) };
     }
     // Before the MAC: a connection of one bank never speaks for another, whatever key it holds.
-    if (trust.clientCertificate && !tlsClientAllowed(trust.clientCertificate, bank.tlsClients ?? new Set())) {
+    if (trust.tlsClient && !tlsClientAllowed(trust.tlsClient, bank.tlsClients)) {
       this.refuse(request, bank, 'UNKNOWN_BANK', `the TLS client certificate is not one registered for ${bank.code}`);
       if (!activation) return { refused: this.codeAnswer(request, null, null) };
       return { refused: this.failed(request, null, 'UNKNOWN_BANK', receivedAt) };

@@ -1,6 +1,7 @@
 import { createServer, Server as TcpServer, Socket } from 'node:net';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { ListenerTls, tlsServerOptions } from '../../config/listener-tls';
+import { tlsClientIdentity } from '../../../libs/pki';
 import { BaseRpcContext, CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { lastValueFrom } from 'rxjs';
 import { FrameDecoder, FrameTooLargeError, frame, IsoFields, MAX_FRAME_BYTES } from '../../../libs/iso8583';
@@ -152,7 +153,7 @@ export class AtmTransport extends Server implements CustomTransportStrategy {
     const macFailures = new FailureWindow(this.limits.maxMacFailures, this.limits.macFailureWindowMs);
     let refusing = false;
     const trust: ConnectionTrust = {
-      clientCertificate: socket instanceof TLSSocket && socket.authorized ? socket.getPeerCertificate().raw : undefined,
+      tlsClient: socket instanceof TLSSocket && socket.authorized ? tlsClientIdentity(socket.getPeerCertificate().raw) : undefined,
       verified: () => {
         if (authenticated) return;
         authenticated = true;

@@ -3,6 +3,7 @@ import { TLSSocket } from 'node:tls';
 import { createHash } from 'node:crypto';
 import { Controller, Get, Inject, Param, Post, Req, Res } from '@nestjs/common';
 import { FastifyReply, FastifyRequest } from 'fastify';
+import { TlsClientIdentity, tlsClientIdentity } from '../../../libs/pki';
 import { ActivateAccount, ActivationRecord } from '../../activation/activate-account.use-case';
 import { ActivationQueries } from '../../activation/activation-queries';
 import { BankAuthenticator } from '../../banks/bank-authenticator';
@@ -78,7 +79,7 @@ export class ActivationsController {
       requestId: header(request, 'x-request-id'),
       signature: header(request, 'x-jws-signature'),
       body,
-      clientCertificate: clientCertificateOf(request.raw.socket),
+      tlsClient: tlsClientOf(request.raw.socket),
     });
     // After the signature, so forged requests cannot spend a bank's budget; the bucket is shared with
     // the ATM channel and with every instance (RateLimiter), since the limit is the bank's, not the channel's.
@@ -102,9 +103,18 @@ function decisionBody(record: ActivationRecord) {
   };
 }
 
-/** The client certificate a mutual-TLS handshake verified on this connection, as DER; undefined on a plain listener. */
-function clientCertificateOf(socket: Socket): Buffer | undefined {
+/** The client certificates mutual-TLS handshakes verified, by connection: worked out once, not per request. */
+const tlsClients = new WeakMap<TLSSocket, TlsClientIdentity>();
+
+/** The identity of the client certificate a mutual-TLS handshake verified on this connection; undefined on a plain listener. */
+function tlsClientOf(socket: Socket): TlsClientIdentity | undefined {
   if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
-  const raw = socket.getPeerCertificate().raw;
-  return raw && raw.length > 0 ? raw : undefined;
+  let identity = tlsClients.get(socket);
+  if (!identity) {
+    const raw = socket.getPeerCertificate().raw;
+    if (!raw || raw.length === 0) return undefined;
+    identity = tlsClientIdentity(raw);
+    tlsClients.set(socket, identity);
+  }
+  return identity;
 }
