@@ -16,6 +16,7 @@ import { RegistryModule } from './registry/registry.module';
 import { BankDirectory } from './banks/bank-directory';
 import { BanksModule } from './banks/banks.module';
 import { InstanceRegistry } from './instances/instance-registry';
+import { KeyStore } from './keys/key-store';
 
 /** Starts the background work after the application is up and stops it in order. */
 @Injectable()
@@ -29,6 +30,7 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     @Inject(OpsViewConsumer) private readonly opsView: OpsViewConsumer,
     @Inject(BankDirectory) private readonly banks: BankDirectory,
     @Inject(InstanceRegistry) private readonly instances: InstanceRegistry,
+    @Inject(KeyStore) private readonly keys: KeyStore,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -50,15 +52,16 @@ export class GatewayLifecycle implements OnApplicationBootstrap, OnApplicationSh
     await this.instances.stop(); // the others now count one instance fewer and take their larger share
     await this.kafka.close();
     await this.store.close();
+    this.keys.close();
   }
 }
 
 @Module({})
 export class AppModule {
-  static forRoot(config: GatewayConfig, logger: JsonLogger): DynamicModule {
+  static forRoot(config: GatewayConfig, logger: JsonLogger, keys: KeyStore): DynamicModule {
     return {
       module: AppModule,
-      imports: [InfrastructureModule.forRoot(config, logger), OutboxModule, OpsModule, RegistryModule, BanksModule, HttpChannelModule, AtmChannelModule],
+      imports: [InfrastructureModule.forRoot(config, logger, keys), OutboxModule, OpsModule, RegistryModule, BanksModule, HttpChannelModule, AtmChannelModule],
       providers: [GatewayLifecycle],
     };
   }

@@ -1,10 +1,7 @@
 import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
-import { createPrivateKey, KeyObject } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { JwsSigningKey, softwareSigningKey } from '../libs/jws';
-import { Pkcs11Token, TokenSigningKey } from '../libs/pkcs11';
 import { parseCertificateBundle } from '../libs/pki';
 import { AppModule } from './app.module';
 import { configureHttpChannel, createHttpAdapter } from './channels/http/http-channel';
@@ -17,12 +14,13 @@ import { ConfigurationError, GatewayConfig } from './config/gateway-config';
 import { JsonLogger } from './logging/json-logger';
 import { ReadinessIndicators } from './ops/readiness';
 import { AtmTransport } from './channels/atm/atm-transport';
+import { KeyStore, TokenKeyStore } from './keys/key-store';
 
 /**
  * The gateway's own signing identity: GATEWAY_SIGNING_CERT with GATEWAY_SIGNING_KEY (the development pair
  * when unset, see loadConfig), or under KEY_STORE=pkcs11 with GATEWAY_SIGNING_KEY_LABEL in the token.
  */
-export function loadResponseSigner(config: GatewayConfig): ResponseSigner {
+export function loadResponseSigner(config: GatewayConfig, keys: KeyStore): ResponseSigner {
   const certPath = config.GATEWAY_SIGNING_CERT;
   let certificate;
   try {
@@ -31,39 +29,7 @@ export function loadResponseSigner(config: GatewayConfig): ResponseSigner {
     throw new ConfigurationError(`GATEWAY_SIGNING_CERT ${certPath} cannot be read: ${(error as Error).message}`);
   }
   if (!certificate) throw new ConfigurationError(`GATEWAY_SIGNING_CERT ${certPath} holds no certificate`);
-  const key = config.KEY_STORE === 'pkcs11' ? tokenSigningKey(config, certificate.publicKey) : fileSigningKey(config.GATEWAY_SIGNING_KEY);
-  return new ResponseSigner(key, certificate.thumbprint, config.GATEWAY_ID);
-}
-
-function fileSigningKey(keyPath: string): JwsSigningKey {
-  try {
-    return softwareSigningKey(createPrivateKey(readFileSync(keyPath, 'utf8')));
-  } catch (error) {
-    throw new ConfigurationError(`GATEWAY_SIGNING_KEY ${keyPath} cannot be read as a PEM private key: ${(error as Error).message}`);
-  }
-}
-
-/** The signing key in the token; it must be the key GATEWAY_SIGNING_CERT certifies. */
-function tokenSigningKey(config: GatewayConfig, certified: KeyObject): JwsSigningKey {
-  let pin = config.PKCS11_PIN;
-  if (!pin) {
-    try {
-      pin = readFileSync(config.PKCS11_PIN_FILE!, 'utf8').trim();
-    } catch (error) {
-      throw new ConfigurationError(`PKCS11_PIN_FILE ${config.PKCS11_PIN_FILE} cannot be read: ${(error as Error).message}`);
-    }
-  }
-  let key: TokenSigningKey;
-  try {
-    key = Pkcs11Token.open({ module: config.PKCS11_MODULE!, tokenLabel: config.PKCS11_TOKEN_LABEL!, pin }).ecSigningKey(config.GATEWAY_SIGNING_KEY_LABEL!);
-  } catch (error) {
-    throw new ConfigurationError(`KEY_STORE=pkcs11: ${(error as Error).message}`);
-  }
-  const der = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
-  if (!der(key.publicKey).equals(der(certified))) {
-    throw new ConfigurationError(`GATEWAY_SIGNING_CERT does not certify the token's key ${JSON.stringify(key.label)} (GATEWAY_SIGNING_KEY_LABEL)`);
-  }
-  return { algorithm: 'ES256', sign: (input) => key.signEs256(input) };
+  return new ResponseSigner(keys.responseSigningKey(certificate.publicKey), certificate.thumbprint, config.GATEWAY_ID);
 }
 
 /**
@@ -72,9 +38,17 @@ function tokenSigningKey(config: GatewayConfig, certified: KeyObject): JwsSignin
  */
 export async function createGateway(config: GatewayConfig, logger: JsonLogger): Promise<NestFastifyApplication> {
   JsonLogger.setLevel(config.LOG_LEVEL);
-  const signer = loadResponseSigner(config);
+  const keys = KeyStore.open(config);
+  const signer = loadResponseSigner(config, keys);
+  keys.checkGatewayKeys();
+  if (keys instanceof TokenKeyStore) {
+    keys.token.onAvailability = (available, reason) =>
+      available
+        ? logger.emit('info', 'the PKCS#11 token is back: signing and MACs resume, the instance is ready again')
+        : logger.emit('error', 'the PKCS#11 token is unavailable: answering 503 / 91 and not ready until it is back (looked for every second)', { reason });
+  }
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot(config, logger),
+    AppModule.forRoot(config, logger, keys),
     createHttpAdapter(signer, { requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS, headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS }, logger, listenerTls(config, 'HTTP')),
     { bodyParser: false, logger, abortOnError: false },
   );

@@ -7,12 +7,13 @@ import { JsonLogger } from './logging/json-logger';
 import { InstanceRegistry } from './instances/instance-registry';
 import { InstanceRepository } from './instances/instance.repository';
 import { Transactions } from './database/sql';
+import { KeyStore } from './keys/key-store';
 
-/** Configuration, logger, store (and its transactions), Kafka and the instances sharing them: shared by every domain module. */
+/** Configuration, logger, key store, store (and its transactions), Kafka and the instances sharing them: shared by every domain module. */
 @Global()
 @Module({})
 export class InfrastructureModule {
-  static forRoot(config: GatewayConfig, logger: JsonLogger): DynamicModule {
+  static forRoot(config: GatewayConfig, logger: JsonLogger, keys: KeyStore): DynamicModule {
     const development = { token: DevelopmentInfrastructure, optional: true };
     return {
       module: InfrastructureModule,
@@ -20,6 +21,7 @@ export class InfrastructureModule {
       providers: [
         { provide: GatewayConfig, useValue: config },
         { provide: JsonLogger, useValue: logger },
+        { provide: KeyStore, useValue: keys },
         { provide: Store, inject: [development], useFactory: (local?: DevelopmentInfrastructure) => Store.open(config, logger, local ?? null) },
         { provide: KafkaConnection, inject: [development], useFactory: (local?: DevelopmentInfrastructure) => KafkaConnection.open(config, logger, local ?? null) },
         { provide: Transactions, inject: [Store], useFactory: (store: Store) => new Transactions(store.dataSource) },
@@ -29,7 +31,7 @@ export class InfrastructureModule {
           useFactory: (store: Store) => new InstanceRegistry(new InstanceRepository(store.dataSource), config.GATEWAY_INSTANCE_ID, logger),
         },
       ],
-      exports: [GatewayConfig, JsonLogger, Store, Transactions, KafkaConnection, InstanceRegistry],
+      exports: [GatewayConfig, JsonLogger, KeyStore, Store, Transactions, KafkaConnection, InstanceRegistry],
     };
   }
 }

@@ -929,6 +929,16 @@ describe('docker/Dockerfile', () => {
     expect(copiedInto(build)).toEqual(expect.arrayContaining(['package.json', 'package-lock.json']));
   });
 
+  it('can compile the native addons among the dependencies (pkcs11js) before npm ci', () => {
+    const dependencies = Object.keys(JSON.parse(read('package.json')).dependencies as Record<string, string>);
+    const native = dependencies.filter((name) => existsSync(join(ROOT, 'node_modules', name, 'binding.gyp')));
+    expect(native).toContain('pkcs11js');
+    const runs = build.instructions.filter((i) => i.startsWith('RUN '));
+    const toolchain = runs.findIndex((i) => /apt-get install[^&]*\bpython3\b/.test(i) && /\bmake\b/.test(i) && /\bg\+\+/.test(i));
+    expect(toolchain).toBeGreaterThanOrEqual(0);
+    expect(toolchain).toBeLessThan(runs.findIndex((i) => i.includes('npm ci')));
+  });
+
   it('gives `npm run build` everything it reads', () => {
     const buildScript: string = JSON.parse(read('package.json')).scripts.build;
     const tsconfigBuild = JSON.parse(read('tsconfig.build.json'));

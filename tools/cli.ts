@@ -7,6 +7,7 @@ import { ConfigurationError, GatewayConfig, loadConfig } from '../src/config/gat
 import { createDataSource } from '../src/database/data-source';
 import { EMBEDDED_DATABASE_URL_FILE } from '../src/database/store';
 import { JsonLogger } from '../src/logging/json-logger';
+import { KeyStore } from '../src/keys/key-store';
 import { DataSource } from 'typeorm';
 import { listInstances } from '../src/instances/instance-registry';
 import { InstanceRepository } from '../src/instances/instance.repository';
@@ -55,6 +56,7 @@ function localCommand<const O extends OptionSpecs>(words: string, summary: strin
 
 const BANK = { type: 'string', value: 'CODE', help: 'the bank code', required: true } as const;
 const CHANNEL = { type: 'string', value: 'CHANNEL', help: 'ATM, INTERNET_BANKING or PHONE_BANKING', required: true } as const;
+const NEXT_KEY = { type: 'boolean', help: "the next key of a rotation: requests MAC'd under either key verify, answers stay under the current one until mac-key promote" } as const;
 const RATE = { type: 'integer', value: 'N', min: 1, expects: 'a whole number of requests per second, at least 1', required: true } as const;
 
 const COMMANDS: Command[] = [
@@ -179,14 +181,49 @@ const COMMANDS: Command[] = [
     {
       bank: BANK,
       file: { type: 'string', value: 'FILE', help: 'a file holding the double-length 3DES key as 32 hex digits (not given on the command line, so it stays out of shell history)', required: true },
-      next: {
-        type: 'boolean',
-        help: 'the next key of a rotation: requests MAC\'d under either key verify, answers stay under the current one until mac-key promote',
-      },
+      next: NEXT_KEY,
     },
     async ({ admin }, o) => {
       const { checkValue } = await admin.setMacKey(o.bank.trim(), readFile(o.file), o.next ? 'next' : 'current');
       out(`${o.next ? 'next MAC key' : 'MAC key'} of ${o.bank} set; key check value ${checkValue}`);
+    },
+  ),
+  command(
+    'mac-key generate',
+    "KEY_STORE=pkcs11: make a bank's MAC key (or with --next, the key a rotation moves to) in the token; prints only its check value, for the bank's key custodians",
+    { bank: BANK, next: NEXT_KEY },
+    async ({ admin }, o) => {
+      const { checkValue } = await admin.generateMacKey(o.bank.trim(), o.next ? 'next' : 'current');
+      out(`${o.next ? 'next MAC key' : 'MAC key'} of ${o.bank} generated in the token; key check value ${checkValue}`);
+    },
+  ),
+  command(
+    'mac-key import',
+    "KEY_STORE=pkcs11: import a bank's MAC key (or with --next, its next key) from its cryptogram under a zone master key held in the token; refused, nothing kept, when the key check value differs",
+    {
+      bank: BANK,
+      under: { type: 'string', value: 'ZMK', help: 'the label of the zone master key in the token', required: true },
+      cryptogram: {
+        type: 'string',
+        value: 'HEX',
+        help: 'the key under the zone key: 32 hex digits under a 3DES zone key (3DES-ECB); 96 under an AES zone key (each half Ki‖Ki wrapped with RFC 3394)',
+        required: true,
+      },
+      kcv: { type: 'string', value: 'HEX', help: 'the key check value that came with the key (6 hex digits)', required: true },
+      next: NEXT_KEY,
+    },
+    async ({ admin }, o) => {
+      const { checkValue } = await admin.importMacKey(o.bank.trim(), o.next ? 'next' : 'current', o.under.trim(), o.cryptogram, o.kcv);
+      out(`${o.next ? 'next MAC key' : 'MAC key'} of ${o.bank} imported into the token; key check value ${checkValue} matches`);
+    },
+  ),
+  command(
+    'hash-key generate',
+    'KEY_STORE=pkcs11: make the PAN or subject hash key (HMAC-SHA-256) in the token; once per token, before the first start',
+    { name: { type: 'string', value: 'pan|subject', help: 'pan (PANs stored hashed) or subject (national IDs on the ops stream)', required: true } },
+    async ({ admin }, o) => {
+      await admin.generateHashKey(o.name.trim());
+      out(`${o.name} hash key generated in the token`);
     },
   ),
   command(
@@ -319,10 +356,13 @@ async function execute(command: Command, values: Record<string, unknown>): Promi
     const operator = String(values.operator ?? process.env.ABSHER_OPERATOR ?? userInfo().username);
     const dataSource = createDataSource(databaseUrl(config), 2);
     await dataSource.initialize();
+    let keys: KeyStore | null = null;
     try {
-      await command.run({ admin: bankRegistryAdmin(dataSource, config, operator), dataSource }, values);
+      keys = KeyStore.open(config);
+      await command.run({ admin: bankRegistryAdmin(dataSource, config, keys, operator), dataSource }, values);
       return 0;
     } finally {
+      keys?.close();
       await dataSource.destroy();
     }
   } catch (error) {

@@ -3,6 +3,7 @@ import { connect as connectTls, ConnectionOptions as TlsConnectionOptions } from
 import { IsoFields, packMessage, unpackMessage } from './codec';
 import { frame, FrameDecoder } from './framing';
 import { macOf, packSigned, verifyMac } from './mac-filter';
+import { MacKey, softwareMacKey } from './mac';
 import { messageDefinition, requestCarriesMac } from './message-definitions';
 
 export type MacMode = 'valid' | 'wrong' | 'missing';
@@ -22,7 +23,7 @@ export class AtmSwitchClient {
 
   private constructor(
     private readonly socket: Socket,
-    private readonly macKey: Buffer | null,
+    private readonly macKey: MacKey | null,
   ) {
     socket.on('data', (chunk) => {
       for (const raw of this.decoder.push(chunk)) {
@@ -47,8 +48,8 @@ export class AtmSwitchClient {
   static connect(host: string, port: number, macKey: Buffer | null, tls?: TlsConnectionOptions): Promise<AtmSwitchClient> {
     return new Promise((resolve, reject) => {
       const socket: Socket = tls
-        ? connectTls({ host, port, ...tls }, () => resolve(new AtmSwitchClient(socket, macKey)))
-        : connect({ host, port }, () => resolve(new AtmSwitchClient(socket, macKey)));
+        ? connectTls({ host, port, ...tls }, () => resolve(new AtmSwitchClient(socket, macKey && softwareMacKey(macKey))))
+        : connect({ host, port }, () => resolve(new AtmSwitchClient(socket, macKey && softwareMacKey(macKey))));
       socket.once('error', reject);
     });
   }

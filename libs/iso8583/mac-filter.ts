@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import { IsoFields, packMessage } from './codec';
-import { retailMac } from './mac';
+import { MacKey } from './mac';
 
 /**
  * MAC placement of spec 4.3, for both ends of the link: the MAC is field 64,
@@ -34,20 +34,20 @@ export function macOf(raw: Buffer): Buffer {
  * there, all zeros: the message has the shape of a signed one and verifies
  * under no key.
  */
-export function packSigned(fields: IsoFields, key: Buffer | null): Buffer {
+export function packSigned(fields: IsoFields, key: MacKey | null): Buffer {
   const raw = packMessage({ ...fields, [macFieldFor(fields)]: '0'.repeat(MAC_BYTES * 2) });
-  if (key) retailMac(key, macInput(raw)).copy(macOf(raw));
+  if (key) key.mac(macInput(raw)).copy(macOf(raw));
   return raw;
 }
 
 export type MacVerdict = 'valid' | 'invalid' | 'missing' | 'no-key';
 
 /** Whether `raw` (unpacked as `fields`) carries a MAC that verifies under `key`; 'missing' is judged before 'no-key'. */
-export function verifyMac(raw: Buffer, fields: IsoFields, key: Buffer | null): MacVerdict {
+export function verifyMac(raw: Buffer, fields: IsoFields, key: MacKey | null): MacVerdict {
   const received = fields[macFieldOf(raw)];
   if (received === undefined) return 'missing';
   if (!key) return 'no-key';
-  const expected = retailMac(key, macInput(raw));
+  const expected = key.mac(macInput(raw));
   const given = Buffer.from(received, 'hex');
   return given.length === expected.length && timingSafeEqual(expected, given) ? 'valid' : 'invalid';
 }

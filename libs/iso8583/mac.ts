@@ -41,6 +41,18 @@ export function retailMac(key: Buffer, data: Buffer): Buffer {
   return Buffer.concat([encrypt.update(middle), encrypt.final()]);
 }
 
+/** What signs and checks ISO 8583 MACs: a key in memory (`softwareMacKey`) or one in a PKCS#11 token. */
+export interface MacKey {
+  /** The X9.19 MAC of `data`, 8 bytes. */
+  mac(data: Buffer): Buffer;
+}
+
+/** A double-length key held in memory (KEY_STORE=software, the simulators). */
+export function softwareMacKey(key: Buffer): MacKey {
+  prepared(key);
+  return { mac: (data) => retailMac(key, data) };
+}
+
 /**
  * The key check value banks and HSMs compare for a double-length 3DES key:
  * a zero block encrypted under it (K1, K2, K1), first 3 bytes in hex. It

@@ -5,7 +5,7 @@ import { Sql, StoreSession, Transactions } from '../database/sql';
 import { GatewayError, asStoreUnavailable, isStoreUnavailable, storeUnavailable } from '../common/gateway-error';
 import { OpsRecorder } from '../ops/ops-recorder';
 import { decisionHandled, RequestHandled, requestHandledEvent } from '../ops/request-handled';
-import { SubjectHasher } from '../ops/subject-hasher';
+import { KeyStore } from '../keys/key-store';
 import { RegistrationReadModel } from '../registry/registration-read-model';
 import { ActivationRecord, Channel, Decision } from './activation.types';
 import { ActivationRepository } from './activation.repository';
@@ -95,7 +95,8 @@ export class ActivateAccount {
     private readonly transactions: Transactions,
     private readonly activations: ActivationRepository,
     private readonly registrations: RegistrationReadModel,
-    private readonly subjects: SubjectHasher,
+    /** The national ID's keyed hash on the ops stream. */
+    private readonly subjects: Pick<KeyStore, 'subjectHash'>,
     private readonly onCommitted: () => void,
     private readonly ops: OpsRecorder,
   ) {}
@@ -238,7 +239,7 @@ export class ActivateAccount {
       ...decisionHandled({
         ...record,
         outcome: decision.outcome,
-        subjectHash: this.subjects.hash(record.nationalId),
+        subjectHash: this.subjects.subjectHash(record.nationalId),
         elapsedMs: performance.now() - command.receivedAt,
         replayed: false,
       }),
@@ -261,7 +262,7 @@ export class ActivateAccount {
         activationId: stored.activationId,
         outcome: stored.accepted ? 'ACCEPTED' : 'REJECTED',
         reason: stored.reason,
-        subjectHash: this.subjects.hash(stored.nationalId),
+        subjectHash: this.subjects.subjectHash(stored.nationalId),
         elapsedMs: performance.now() - command.receivedAt,
         replayed: true,
       }),

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { GatewayConfig } from '../config/gateway-config';
 import { Store } from '../database/store';
-import { SubjectHasher } from '../ops/subject-hasher';
+import { KeyStore } from '../keys/key-store';
 import { OutboxModule } from '../outbox/outbox.module';
 import { OpsModule } from '../ops/ops.module';
 import { OpsRecorder } from '../ops/ops-recorder';
@@ -27,13 +27,11 @@ const RESULTS_CONSUMER_LIFECYCLE = Symbol('activation results consumer lifecycle
 @Module({
   imports: [OutboxModule, OpsModule, RegistryModule],
   providers: [
-    // The configuration hands out the key, or the development one (with its warning, given once at start).
-    { provide: SubjectHasher, inject: [GatewayConfig], useFactory: (config: GatewayConfig) => new SubjectHasher(config.SUBJECT_HASH_KEY) },
     { provide: ActivationRepository, inject: [Store], useFactory: (store: Store) => new ActivationRepository(store.dataSource) },
     {
       provide: ActivateAccount,
-      inject: [Transactions, ActivationRepository, RegistrationReadModel, SubjectHasher, OutboxRelay, OpsRecorder],
-      useFactory: (transactions: Transactions, activations: ActivationRepository, registrations: RegistrationReadModel, subjects: SubjectHasher, relay: OutboxRelay, ops: OpsRecorder) =>
+      inject: [Transactions, ActivationRepository, RegistrationReadModel, KeyStore, OutboxRelay, OpsRecorder],
+      useFactory: (transactions: Transactions, activations: ActivationRepository, registrations: RegistrationReadModel, subjects: KeyStore, relay: OutboxRelay, ops: OpsRecorder) =>
         new ActivateAccount(transactions, activations, registrations, subjects, () => relay.notify(), ops),
     },
     { provide: ActivationQueries, inject: [ActivationRepository], useFactory: (activations: ActivationRepository) => new ActivationQueries(activations) },

@@ -9,7 +9,7 @@ import { JsonLogger } from '../logging/json-logger';
 import { GatewayMetrics } from '../ops/gateway-metrics';
 import { OpsRecorder } from '../ops/ops-recorder';
 import { appendToOutbox } from '../outbox/outbox.repository';
-import { SubjectHasher } from '../ops/subject-hasher';
+import { createHmac } from 'node:crypto';
 import { RegistrationReadModel } from '../registry/registration-read-model';
 import { ActivateAccount, ActivateAccountCommand, ActivationRecord, RequestOrigin } from './activate-account.use-case';
 import { ActivationRepository } from './activation.repository';
@@ -65,7 +65,7 @@ beforeAll(async () => {
     ownership: () => ({ liveInstances: 1, relaySlots: [], partitions: {} }),
   });
   ops = new OpsRecorder((messages) => appendToOutbox(dataSource, messages), () => undefined, metrics, logger);
-  activate = new ActivateAccount(transactions, activations, new RegistrationReadModel(), new SubjectHasher('test-subject-key'), () => undefined, ops);
+  activate = new ActivateAccount(transactions, activations, new RegistrationReadModel(), { subjectHash: (nationalId: string) => createHmac('sha256', 'test-subject-key').update(nationalId).digest('hex').slice(0, 32) }, () => undefined, ops);
   reversals = new AdviseReversal(transactions, activations, () => undefined);
 }, 60_000);
 

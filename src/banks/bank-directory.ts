@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { openSecret, sealSecret } from '../../libs/keys';
+import { MacKey } from '../../libs/iso8583';
 import { CertificateInfo, parseCertificateBundle, verifyChain } from '../../libs/pki';
 import { Channel } from '../activation/activation.types';
 import { Transactions } from '../database/sql';
 import { JsonLogger } from '../logging/json-logger';
+import { KeyStore, KeyStoreError } from '../keys/key-store';
+import { ConfigurationError } from '../config/gateway-config';
 import { BankRepository, NewCertificate } from './bank.repository';
 import { BankFileEntry } from './bank-registry-file';
 
@@ -25,10 +27,10 @@ export interface BankProfile {
   readonly rateLimitPerSecond: number;
   /** By thumbprint (the JWS kid). */
   readonly certificates: ReadonlyMap<string, RegisteredCertificate>;
-  /** Double-length 3DES key for ISO 8583 MACs: stored sealed under KEY_ENCRYPTION_KEY, in clear only here, in memory. */
-  readonly macKey: Buffer | null;
+  /** Its double-length 3DES key for ISO 8583 MACs: in memory (opened from the registry, sealed) or in the PKCS#11 token (KEY_STORE). */
+  readonly macKey: MacKey | null;
   /** During a rotation, the key the bank moves to: requests verify under either, answers use `macKey`. */
-  readonly macKeyNext: Buffer | null;
+  readonly macKeyNext: MacKey | null;
   /** Under mutual TLS, the client certificates that may speak for it (thumbprints, `CN=` common names). */
   readonly tlsClients: ReadonlySet<string>;
 }
@@ -51,8 +53,8 @@ export class BankDirectory {
     private readonly registry: BankRepository,
     private readonly transactions: Transactions,
     private readonly trustAnchors: CertificateInfo[],
-    /** KEY_ENCRYPTION_KEY: MAC keys are sealed under it in the store. */
-    private readonly keyEncryptionKey: Buffer,
+    /** Opens MAC keys as the registry holds them: sealed (software), or references to the token (pkcs11). */
+    private readonly keys: KeyStore,
     logger: JsonLogger,
   ) {
     this.log = logger.child('banks');
@@ -112,7 +114,7 @@ export class BankDirectory {
         this.log.emit('warn', 'banks no longer in BANKS_FILE were removed with their certificates', { banks: removed });
       }
       for (const bank of fileBanks) {
-        const macKeySealed = bank.macKey ? sealSecret(this.keyEncryptionKey, Buffer.from(bank.macKey, 'hex'), bank.code) : null;
+        const macKeySealed = bank.macKey ? this.storeFileMacKey(bank.code, bank.macKey) : null;
         await this.registry.upsertFromFile(tx, { code: bank.code, name: bank.name, channels: bank.channels, acquirerIds: bank.acquirerIds, rateLimitPerSecond: bank.rateLimitPerSecond, macKeySealed, tlsClients: bank.tlsClients });
         const thumbprints: string[] = [];
         for (const file of bank.certificateFiles) {
@@ -176,18 +178,30 @@ export class BankDirectory {
     this.seenChange = newest;
     this.byAcquirer = new Map([...next.values()].flatMap((bank) => bank.acquirerIds.map((acquirer) => [acquirer, bank] as const)));
     this.log.emit('info', 'bank directory loaded', {
+      // The newest registry change it reflects (registry_audit id): an operator can tell a CLI change is in effect.
+      registryChange: Number(newest),
       banks: this.all().map((b) => ({ code: b.code, channels: [...b.channels], certificates: b.certificates.size })),
     });
   }
 
-  private openMacKey(bankCode: string, sealed: string | null): Buffer | null {
-    if (!sealed) return null;
+  private openMacKey(bankCode: string, stored: string | null): MacKey | null {
+    if (!stored) return null;
     try {
-      return openSecret(this.keyEncryptionKey, sealed, bankCode);
+      return this.keys.macKey(bankCode, stored).key;
     } catch (error) {
       // Its ATM requests then fail the MAC check (63) until the key is set again; other banks are unaffected.
-      this.log.emit('error', 'the MAC key of a bank cannot be opened with KEY_ENCRYPTION_KEY; its ISO 8583 requests will be refused', { bank: bankCode, error: (error as Error).message });
+      this.log.emit('error', 'the MAC key of a bank cannot be used; its ISO 8583 requests will be refused', { bank: bankCode, error: (error as Error).message });
       return null;
+    }
+  }
+
+  /** A BANKS_FILE key as the registry stores it; a clear key under KEY_STORE=pkcs11 stops the start. */
+  private storeFileMacKey(bankCode: string, hex: string): string {
+    try {
+      return this.keys.storeClearMacKey(bankCode, Buffer.from(hex, 'hex'));
+    } catch (error) {
+      if (error instanceof KeyStoreError) throw new ConfigurationError(`BANKS_FILE: ${error.message}`);
+      throw error;
     }
   }
 

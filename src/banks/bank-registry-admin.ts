@@ -1,6 +1,7 @@
 import { maskMobile, maskNationalId } from '../../libs/identity';
 import { keyCheckValue } from '../../libs/iso8583';
-import { openSecret, sealSecret } from '../../libs/keys';
+import { HASH_KEY_LABELS, TokenError } from '../../libs/pkcs11';
+import { KeyStore, KeyStoreError, TokenKeyStore } from '../keys/key-store';
 import { CertificateInfo, parseCertificateBundle, TLS_CLIENT_PATTERN, verifyChain } from '../../libs/pki';
 import { CHANNELS, Channel } from '../activation/activation.types';
 import { Sql, Transactions } from '../database/sql';
@@ -31,7 +32,7 @@ export interface CertificateSummary {
  * is one transaction with its audit entry (who, what, when), and makes the
  * bank managed by the CLI from then on. Running gateways see the new audit
  * entry and reload (BankDirectory.watch), so no restart is needed. MAC keys
- * are sealed under the key-encryption key; only their check value is shown.
+ * are kept by the key store (sealed, or in the token); only their check value is shown.
  */
 export class BankRegistryAdmin {
   constructor(
@@ -39,7 +40,7 @@ export class BankRegistryAdmin {
     private readonly activations: ActivationTraceRepository,
     private readonly transactions: Transactions,
     private readonly trustAnchors: CertificateInfo[],
-    private readonly keyEncryptionKey: Buffer,
+    private readonly keys: KeyStore,
     private readonly operator: string,
   ) {}
 
@@ -120,13 +121,77 @@ export class BankRegistryAdmin {
     const hex = keyHex.trim();
     if (!/^[0-9A-Fa-f]{32}$/.test(hex)) throw new RegistryChangeError('the MAC key must be 32 hex digits (a double-length 3DES key)');
     const key = Buffer.from(hex, 'hex');
+    let sealed: string;
+    try {
+      sealed = this.keys.storeClearMacKey(bankCode, key);
+    } catch (error) {
+      if (error instanceof KeyStoreError) throw new RegistryChangeError(error.message);
+      throw error;
+    }
     const checkValue = keyCheckValue(key);
-    await this.change(slot === 'next' ? 'mac-key-next-set' : 'mac-key-set', bankCode, { checkValue }, async (tx) => {
-      const sealed = sealSecret(this.keyEncryptionKey, key, bankCode);
-      if (slot === 'next') await this.registry.setNextMacKeySealed(tx, bankCode, sealed);
-      else await this.registry.setMacKeySealed(tx, bankCode, sealed);
-    });
+    await this.storeMacKey(bankCode, slot, sealed, checkValue, 'set');
     return { checkValue };
+  }
+
+  /** Key ceremony, KEY_STORE=pkcs11: a new MAC key made in the token for the bank (or its next key); returns its check value. */
+  async generateMacKey(bankCode: string, slot: 'current' | 'next'): Promise<{ checkValue: string }> {
+    const token = this.tokenKeys('mac-key generate');
+    await this.requireBank(bankCode);
+    const { stored, checkValue } = token.generateMacKey(bankCode);
+    await this.storeMacKey(bankCode, slot, stored, checkValue, 'generated');
+    return { checkValue };
+  }
+
+  /**
+   * Key ceremony, KEY_STORE=pkcs11: the bank's MAC key (or next key) from its cryptogram under the zone
+   * master key labelled `zoneKeyLabel`, unwrapped in the token; refused, and nothing kept, when its check
+   * value is not `checkValue`.
+   */
+  async importMacKey(bankCode: string, slot: 'current' | 'next', zoneKeyLabel: string, cryptogramHex: string, checkValue: string): Promise<{ checkValue: string }> {
+    const token = this.tokenKeys('mac-key import');
+    const cryptogram = cryptogramHex.trim();
+    if (!/^([0-9A-Fa-f]{2})+$/.test(cryptogram)) throw new RegistryChangeError('--cryptogram must be hex digits');
+    if (!/^[0-9A-Fa-f]{6}$/.test(checkValue.trim())) throw new RegistryChangeError('--kcv must be 6 hex digits (the key check value the bank gave with the key)');
+    await this.requireBank(bankCode);
+    let imported;
+    try {
+      imported = token.importMacKey(bankCode, zoneKeyLabel, Buffer.from(cryptogram, 'hex'), checkValue.trim());
+    } catch (error) {
+      if (error instanceof TokenError) throw new RegistryChangeError(error.message);
+      throw error;
+    }
+    await this.storeMacKey(bankCode, slot, imported.stored, imported.checkValue, 'imported');
+    return { checkValue: imported.checkValue };
+  }
+
+  /** Key ceremony, KEY_STORE=pkcs11: the PAN or subject hash key, made in the token; audited like registry changes. */
+  async generateHashKey(name: string): Promise<void> {
+    if (name !== 'pan' && name !== 'subject') throw new RegistryChangeError('--name is pan or subject');
+    const token = this.tokenKeys('hash-key generate');
+    try {
+      token.token.generateHmacKey(HASH_KEY_LABELS[name]);
+    } catch (error) {
+      if (error instanceof TokenError) throw new RegistryChangeError(error.message);
+      throw error;
+    }
+    await this.transactions.run((tx) => this.registry.recordChange(tx, { operator: this.operator, action: 'hash-key-generated', bankCode: null, details: { name, label: HASH_KEY_LABELS[name] } }));
+  }
+
+  private tokenKeys(ceremony: string): TokenKeyStore {
+    if (!(this.keys instanceof TokenKeyStore)) throw new RegistryChangeError(`${ceremony} makes the key in a PKCS#11 token: it needs KEY_STORE=pkcs11 (under software, use mac-key set)`);
+    return this.keys;
+  }
+
+  private async requireBank(bankCode: string): Promise<void> {
+    if (!(await this.registry.exists(bankCode))) throw noSuchBank(bankCode);
+  }
+
+  private async storeMacKey(bankCode: string, slot: 'current' | 'next', stored: string, checkValue: string, how: 'set' | 'generated' | 'imported'): Promise<void> {
+    const action = `mac-key${slot === 'next' ? '-next' : ''}-${how}`;
+    await this.change(action, bankCode, { checkValue }, async (tx) => {
+      if (slot === 'next') await this.registry.setNextMacKeySealed(tx, bankCode, stored);
+      else await this.registry.setMacKeySealed(tx, bankCode, stored);
+    });
   }
 
   /** Ends a rotation: the next MAC key becomes the current one, and answers are MAC'd under it. Returns its check value. */
@@ -134,8 +199,11 @@ export class BankRegistryAdmin {
     let checkValue = '';
     await this.change('mac-key-promoted', bankCode, () => ({ checkValue }), async (tx) => {
       const sealed = await this.registry.promoteNextMacKey(tx, bankCode);
-      if (!sealed) throw new RegistryChangeError(`${bankCode} has no next MAC key to promote (set one with: mac-key set --bank ${bankCode} --next --file FILE)`);
-      checkValue = keyCheckValue(openSecret(this.keyEncryptionKey, sealed, bankCode));
+      if (!sealed) {
+        const how = this.keys.kind === 'pkcs11' ? `mac-key import --bank ${bankCode} --next ..., or mac-key generate --bank ${bankCode} --next` : `mac-key set --bank ${bankCode} --next --file FILE`;
+        throw new RegistryChangeError(`${bankCode} has no next MAC key to promote (set one with: ${how})`);
+      }
+      checkValue = this.keys.macKey(bankCode, sealed).checkValue();
     });
     return { checkValue };
   }

@@ -16,11 +16,7 @@ import { BankRepository } from './bank.repository';
 import { RateBudgetRepository } from './rate-budget.repository';
 import { RateLimiter } from './rate-limiter';
 import { InstanceRegistry } from '../instances/instance-registry';
-
-/** KEY_ENCRYPTION_KEY as bytes (the configuration hands out the development key, with its warning, when it is unset). */
-export function keyEncryptionKey(config: GatewayConfig): Buffer {
-  return Buffer.from(config.KEY_ENCRYPTION_KEY, 'hex');
-}
+import { KeyStore } from '../keys/key-store';
 
 /** TRUST_ANCHORS, the CAs bank certificates must chain to. */
 export function loadTrustAnchors(config: GatewayConfig): CertificateInfo[] {
@@ -34,9 +30,9 @@ export function loadTrustAnchors(config: GatewayConfig): CertificateInfo[] {
   return anchors;
 }
 
-/** The registry as the operator CLI changes it: the same repositories, anchors and key as the gateway's, on the CLI's own connection. */
-export function bankRegistryAdmin(dataSource: DataSource, config: GatewayConfig, operator: string): BankRegistryAdmin {
-  return new BankRegistryAdmin(new BankRepository(dataSource), new ActivationTraceRepository(dataSource), new Transactions(dataSource), loadTrustAnchors(config), keyEncryptionKey(config), operator);
+/** The registry as the operator CLI changes it: the same repositories, anchors and key store as the gateway's, on the CLI's own connection. */
+export function bankRegistryAdmin(dataSource: DataSource, config: GatewayConfig, keys: KeyStore, operator: string): BankRegistryAdmin {
+  return new BankRegistryAdmin(new BankRepository(dataSource), new ActivationTraceRepository(dataSource), new Transactions(dataSource), loadTrustAnchors(config), keys, operator);
 }
 
 /** Partner banks: the registry (BANKS_FILE and the operator CLI), their certificates, authentication and rate limits. */
@@ -46,9 +42,9 @@ export function bankRegistryAdmin(dataSource: DataSource, config: GatewayConfig,
     { provide: RateBudgetRepository, inject: [Store], useFactory: (store: Store) => new RateBudgetRepository(store.dataSource) },
     {
       provide: BankDirectory,
-      inject: [GatewayConfig, BankRepository, Transactions, JsonLogger],
-      useFactory: async (config: GatewayConfig, registry: BankRepository, transactions: Transactions, logger: JsonLogger) => {
-        const directory = new BankDirectory(registry, transactions, loadTrustAnchors(config), keyEncryptionKey(config), logger);
+      inject: [GatewayConfig, BankRepository, Transactions, KeyStore, JsonLogger],
+      useFactory: async (config: GatewayConfig, registry: BankRepository, transactions: Transactions, keys: KeyStore, logger: JsonLogger) => {
+        const directory = new BankDirectory(registry, transactions, loadTrustAnchors(config), keys, logger);
         await directory.syncFromFile(readBankRegistryFile(config.BANKS_FILE));
         await directory.reload();
         return directory;

@@ -30,6 +30,8 @@ export interface VariableSpec {
   developmentDefault?: string;
   /** Unset is refused when DATABASE_URL is set, for this reason (in brackets after the complaint). */
   requiredWithDatabaseUrl?: string;
+  /** A secret of KEY_STORE=software: under pkcs11 its key is in the token, so the variable is refused, not merely unused. */
+  softwareKey?: true;
 }
 
 const VARIABLES = new Map<string, VariableSpec>();
@@ -240,7 +242,7 @@ export class GatewayConfig {
    * Key of the keyed hash (HMAC-SHA-256) under which PANs are stored; the
    * PAN itself never is.
    */
-  @Variable({ secret: true, developmentDefault: 'PANs are hashed with a development key', requiredWithDatabaseUrl: DEVELOPMENT_KEY_REASON })
+  @Variable({ secret: true, developmentDefault: 'PANs are hashed with a development key', requiredWithDatabaseUrl: DEVELOPMENT_KEY_REASON, softwareKey: true })
   @MinLength(32, { message: 'must be at least 32 characters' })
   PAN_HASH_KEY: string = DEVELOPMENT_PAN_HASH_KEY;
 
@@ -255,7 +257,7 @@ export class GatewayConfig {
   TRUST_ANCHORS = 'config/pki/trust-anchors.pem';
 
   /** The gateway's response-signing key and its certificate (PEM files); set together. */
-  @Variable({ secret: true, developmentDefault: 'responses are signed with the development key' })
+  @Variable({ secret: true, developmentDefault: 'responses are signed with the development key', softwareKey: true })
   @IsString()
   GATEWAY_SIGNING_KEY: string = DEVELOPMENT_SIGNING_KEY;
 
@@ -324,7 +326,7 @@ export class GatewayConfig {
   LOG_LEVEL: 'debug' | 'info' | 'warn' | 'error' = 'info';
 
   /** Key of the keyed hash (HMAC-SHA-256) that stands for a national ID on the ops stream. */
-  @Variable({ secret: true, developmentDefault: 'ops events use a development key', requiredWithDatabaseUrl: DEVELOPMENT_KEY_REASON })
+  @Variable({ secret: true, developmentDefault: 'ops events use a development key', requiredWithDatabaseUrl: DEVELOPMENT_KEY_REASON, softwareKey: true })
   @MinLength(32, { message: 'must be at least 32 characters' })
   SUBJECT_HASH_KEY: string = DEVELOPMENT_SUBJECT_HASH_KEY;
 
@@ -378,7 +380,7 @@ export class GatewayConfig {
    * Key-encryption key: 32 bytes as 64 hex digits. MAC keys are stored
    * encrypted under it (AES-256-GCM) and decrypted only in memory.
    */
-  @Variable({ secret: true, developmentDefault: 'MAC keys are sealed with a development key', requiredWithDatabaseUrl: DEVELOPMENT_KEY_REASON })
+  @Variable({ secret: true, developmentDefault: 'MAC keys are sealed with a development key', requiredWithDatabaseUrl: DEVELOPMENT_KEY_REASON, softwareKey: true })
   @Matches(/^[0-9a-fA-F]{64}$/, { message: 'must be 64 hex digits (a 32-byte key)' })
   KEY_ENCRYPTION_KEY: string = DEVELOPMENT_KEY_ENCRYPTION_KEY;
 
@@ -490,9 +492,13 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const shown = VARIABLES.get(error.property)?.secret ? '(value hidden)' : `(got ${JSON.stringify(error.value)})`;
     problems.push(`${error.property} ${text} ${shown}`);
   }
+  const tokenKeys = config.KEY_STORE === 'pkcs11';
+  for (const [name, spec] of VARIABLES) {
+    if (tokenKeys && spec.softwareKey && !unset.has(name)) problems.push(`${name} is a software key: under KEY_STORE=pkcs11 its key is in the token; unset it`);
+  }
   if (config.DATABASE_URL) {
     for (const [name, spec] of VARIABLES) {
-      if (spec.requiredWithDatabaseUrl && unset.has(name)) problems.push(`${name} is required when DATABASE_URL is set (${spec.requiredWithDatabaseUrl})`);
+      if (spec.requiredWithDatabaseUrl && !(tokenKeys && spec.softwareKey) && unset.has(name)) problems.push(`${name} is required when DATABASE_URL is set (${spec.requiredWithDatabaseUrl})`);
     }
   }
   for (const listener of ['HTTP', 'ISO8583'] as const) {
@@ -528,7 +534,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (problems.length) throw new ConfigurationError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   if (logger && config.LOG_LEVEL !== 'error') {
     for (const [name, spec] of VARIABLES) {
-      if (spec.developmentDefault && unset.has(name)) logger.emit('warn', `${name} is unset: ${spec.developmentDefault}, for development only`);
+      if (spec.developmentDefault && unset.has(name) && !(config.KEY_STORE === 'pkcs11' && spec.softwareKey)) logger.emit('warn', `${name} is unset: ${spec.developmentDefault}, for development only`);
     }
   }
   return config;

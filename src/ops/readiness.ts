@@ -6,11 +6,12 @@ import { Store } from '../database/store';
 import { KafkaConnection } from '../kafka/kafka-connection';
 import { OutboxRelay } from '../outbox/outbox-relay';
 import { InstanceRegistry } from '../instances/instance-registry';
+import { KeyStore } from '../keys/key-store';
 
 /**
  * The checks behind /health/ready: the store answers, Kafka answers, and the
  * outbox is not falling behind (backlog and age of the oldest unpublished
- * event under their limits). Each says why when it fails. Parked rows do
+ * event under their limits), and the keys can be used (the token is there). Each says why when it fails. Parked rows do
  * not count against readiness (an operator's matter, not a reason to take
  * the instance out); the outbox check shows how many. `instance` says what
  * this instance owns.
@@ -30,6 +31,7 @@ export class ReadinessIndicators {
     @Inject(OutboxRelay) private readonly relay: OutboxRelay,
     @Inject(GatewayConfig) private readonly config: GatewayConfig,
     @Inject(InstanceRegistry) private readonly instances: InstanceRegistry,
+    @Inject(KeyStore) private readonly keys: KeyStore,
   ) {}
 
   /**
@@ -38,7 +40,7 @@ export class ReadinessIndicators {
    */
   async report(): Promise<{ ready: boolean; body: unknown }> {
     try {
-      return { ready: true, body: await this.health.check([() => this.store_(), () => this.kafka_(), () => this.outbox(), () => this.instance(), () => this.lifecycle()]) };
+      return { ready: true, body: await this.health.check([() => this.store_(), () => this.kafka_(), () => this.outbox(), () => this.keyStore(), () => this.instance(), () => this.lifecycle()]) };
     } catch (error) {
       return { ready: false, body: (error as { getResponse?: () => unknown }).getResponse?.() ?? { status: 'error', error: { readiness: { status: 'down', message: (error as Error).message } } } };
     }
@@ -93,6 +95,13 @@ export class ReadinessIndicators {
     } catch (error) {
       return check.down({ message: (error as Error).message });
     }
+  }
+
+  /** Down while the keys cannot be used (KEY_STORE=pkcs11: the token is gone), saying why; answers are 503 / 91 meanwhile. */
+  keyStore(): HealthIndicatorResult {
+    const check = this.indicators.check('keys');
+    const problem = this.keys.problem;
+    return problem ? check.down({ store: this.keys.kind, message: problem }) : check.up({ store: this.keys.kind });
   }
 
   /** From the shutdown signal on: not ready, so load balancers stop sending, while requests are still served. */

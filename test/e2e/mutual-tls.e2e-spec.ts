@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AtmSwitchClient } from '../../libs/iso8583/atm-switch-client';
 import { verifyMac } from '../../libs/iso8583/mac-filter';
+import { softwareMacKey } from '../../libs/iso8583/mac';
 import { signBankRequest } from '../../libs/jws/request-signing';
 import { thumbprintOf } from '../../libs/pki';
 import { atmActivation, TSTA_MAC_KEY } from '../support/atm-requests';
@@ -93,7 +94,7 @@ async function activateOverIso(client: IssuedCertificate | null): Promise<{ code
   const link = await AtmSwitchClient.connect('127.0.0.1', env.isoPort, TSTA_MAC_KEY, tlsAs(client));
   try {
     const answer = await link.request(atmActivation({ nationalId: newNationalId(), mobile: newMobile() }), 'valid', 5_000);
-    return { code: answer.fields[39], macValid: verifyMac(answer.raw, answer.fields, TSTA_MAC_KEY) === 'valid' };
+    return { code: answer.fields[39], macValid: verifyMac(answer.raw, answer.fields, softwareMacKey(TSTA_MAC_KEY)) === 'valid' };
   } finally {
     await link.close();
   }

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { TestEnvironment } from './test-environment';
+import type { TestEnvironment } from './test-environment';
 
 const CLI = join(__dirname, '../../dist/tools/cli.js');
 

@@ -11,13 +11,28 @@ import { REGISTRATIONS_GROUP } from '../../src/registry/registrations-consumer';
 import { createTestDatabase, TestDatabase } from './test-database';
 import { TestPki } from './test-pki';
 import { TopicReader } from './topic-reader';
+import { cliOk } from './operator-cli';
+import { aesZoneCryptogram, SoftHsmToken } from '../../tools/softhsm-token';
+import { keyCheckValue } from '../../libs/iso8583';
 
 export const SUBJECT_HASH_KEY = 'test-subject-hash-key-0123456789abcdef';
 export const OPS_TOKEN = 'test-operator-token-0123456789';
 export const TEST_KEY_ENCRYPTION_KEY = '00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff';
 
-/** Configuration a test gateway runs with: its own database, broker and PKI. */
-export function testGatewayEnv(pki: TestPki, database: TestDatabase, broker: DevelopmentBroker, env: Record<string, string> = {}): Record<string, string> {
+/** The zone master key the tests load into their tokens, to import the banks' MAC keys under it (KEY_STORE=pkcs11). */
+const TEST_ZONE_KEY = { label: 'zmk:test', value: Buffer.from('00112233445566778899AABBCCDDEEFF', 'hex') };
+
+/**
+ * TEST_KEY_STORE=pkcs11 runs every test gateway with its keys in a SoftHSM2 token of its environment's own
+ * (pkcs11-channels.e2e-spec.ts runs the channels' suites so); otherwise KEY_STORE=software.
+ */
+const testKeyStore = (): 'software' | 'pkcs11' => (process.env.TEST_KEY_STORE === 'pkcs11' ? 'pkcs11' : 'software');
+
+/** Configuration a test gateway runs with: its own database, broker and PKI (and token, under KEY_STORE=pkcs11). */
+export function testGatewayEnv(pki: TestPki, database: TestDatabase, broker: DevelopmentBroker, env: Record<string, string> = {}, token: SoftHsmToken | null = null): Record<string, string> {
+  const keys: Record<string, string> = token
+    ? token.gatewayEnv()
+    : { GATEWAY_SIGNING_KEY: pki.gatewayKeyFile, PAN_HASH_KEY: 'test-pan-hash-key-0123456789abcdefgh', SUBJECT_HASH_KEY, KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY };
   return {
     DATABASE_URL: database.url,
     KAFKA_BROKERS: broker.brokers.join(','),
@@ -26,14 +41,11 @@ export function testGatewayEnv(pki: TestPki, database: TestDatabase, broker: Dev
     ISO8583_PORT: '0',
     ISO8583_HOST: '127.0.0.1',
     MANAGEMENT_PORT: '0',
-    PAN_HASH_KEY: 'test-pan-hash-key-0123456789abcdefgh',
     BANKS_FILE: pki.banksFile,
     TRUST_ANCHORS: pki.trustAnchorsFile,
-    GATEWAY_SIGNING_KEY: pki.gatewayKeyFile,
     GATEWAY_SIGNING_CERT: pki.gatewayCertFile,
-    SUBJECT_HASH_KEY,
+    ...keys,
     OPS_TOKEN,
-    KEY_ENCRYPTION_KEY: TEST_KEY_ENCRYPTION_KEY,
     LOG_LEVEL: 'warn',
     KAFKA_CONSUMER_MAX_WAIT_MS: '50',
     DATABASE_POOL_SIZE: '10',
@@ -109,12 +121,19 @@ export class TestEnvironment {
   readonly logs: string[] = [];
   private producer: Producer | null = null;
   private registrationVersion = 0;
+  /** Under KEY_STORE=pkcs11: whether the banks' MAC keys are in the token yet (imported at the first start). */
+  private macKeysImported = false;
 
   private constructor(
     readonly pki: TestPki,
     readonly database: TestDatabase,
     readonly broker: DevelopmentBroker,
+    /** The environment's SoftHSM2 token, under TEST_KEY_STORE=pkcs11. */
+    readonly token: SoftHsmToken | null,
   ) {}
+
+  /** The zone master key in the token, whose value the test knows: cryptograms of MAC keys for `mac-key import`. */
+  readonly zoneKey = TEST_ZONE_KEY;
 
   static async start(env: Record<string, string> = {}): Promise<TestEnvironment> {
     const environment = await TestEnvironment.withoutGateway();
@@ -125,11 +144,16 @@ export class TestEnvironment {
   /** The database, broker and PKI only: for tests that start their gateways themselves (spawnGateway). */
   static async withoutGateway(): Promise<TestEnvironment> {
     const [database, broker] = await Promise.all([createTestDatabase(), DevelopmentBroker.start()]);
-    return new TestEnvironment(new TestPki(), database, broker);
+    if (testKeyStore() === 'software') return new TestEnvironment(new TestPki(), database, broker, null);
+    // As a bank's key custodians would: the signing and hash keys made in the token, the zone key loaded.
+    const token = new SoftHsmToken();
+    const tokenKey = createPublicKey(token.makeGatewayKeys());
+    token.loadZoneKey(TEST_ZONE_KEY.label, TEST_ZONE_KEY.value);
+    return new TestEnvironment(new TestPki({ tokenKey }), database, broker, token);
   }
 
   gatewayEnv(env: Record<string, string> = {}): Record<string, string> {
-    return testGatewayEnv(this.pki, this.database, this.broker, env);
+    return testGatewayEnv(this.pki, this.database, this.broker, env, this.token);
   }
 
   async startGateway(env: Record<string, string> = {}): Promise<void> {
@@ -138,6 +162,27 @@ export class TestEnvironment {
     this.baseUrl = started.baseUrl;
     this.isoPort = started.isoPort;
     this.managementUrl = started.managementUrl;
+    if (this.token && !this.macKeysImported) await this.importMacKeys();
+  }
+
+  /**
+   * KEY_STORE=pkcs11: the banks' MAC keys imported into the token with the operators' ceremony (`mac-key
+   * import` under the zone key), once the gateway has registered the banks; resolves when it has reloaded
+   * its bank directory with all of them.
+   */
+  private async importMacKeys(): Promise<void> {
+    for (const [bank, hex] of Object.entries(this.pki.macKeys)) {
+      const key = Buffer.from(hex, 'hex');
+      cliOk(this, 'test-setup', 'mac-key', 'import', '--bank', bank, '--under', TEST_ZONE_KEY.label, '--cryptogram', aesZoneCryptogram(TEST_ZONE_KEY.value, key), '--kcv', keyCheckValue(key));
+    }
+    this.macKeysImported = true;
+    await this.registryChangeLoaded();
+  }
+
+  /** Resolves once the gateway's bank directory reflects the newest registry change (its 'bank directory loaded' line says which). */
+  async registryChangeLoaded(timeoutMs = 15_000): Promise<void> {
+    const [{ newest }] = await this.database.query<{ newest: number }>(`SELECT max(id)::int AS newest FROM registry_audit`);
+    await this.waitForLog((line) => line.includes('bank directory loaded') && (JSON.parse(line) as { registryChange: number }).registryChange >= newest, timeoutMs);
   }
 
   /** SIGTERM and wait for the process to exit. */

@@ -38,6 +38,8 @@ export class TestPki {
   readonly gatewayCertFile = join(this.dir, 'gateway.cert.pem');
   readonly gatewayPublicKey: KeyObject;
   readonly gatewayKeyId: string;
+  /** The banks' MAC keys (hex): in BANKS_FILE, or, with the gateway's key in a token, for the test to import there. */
+  readonly macKeys: Readonly<Record<string, string>> = { TSTA: '0123456789ABCDEFFEDCBA9876543210', TSTB: 'FEDCBA98765432100123456789ABCDEF', TSTR: TSTR_MAC_KEY };
   private readonly ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   private readonly caPem: string;
   private readonly rogue = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -54,16 +56,24 @@ export class TestPki {
   /** A key whose certificate is registered for no bank. */
   readonly unregistered: TestCertificate;
 
-  constructor() {
+  /**
+   * `tokenKey`: the public half of a gateway signing key held in a PKCS#11 token, which the gateway's
+   * certificate then certifies; no key file is written, and BANKS_FILE carries no MAC keys (KEY_STORE=pkcs11).
+   */
+  constructor(options: { tokenKey?: KeyObject } = {}) {
     const now = Date.now();
     this.caPem = this.selfSigned('Test Root CA', this.ca);
     this.roguePem = this.selfSigned('Rogue Root CA', this.rogue);
     writeFileSync(this.trustAnchorsFile, this.caPem);
-    const gateway = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const gatewayCert = this.issue('gateway', 'absher-bank-gateway test', gateway, {}).certificatePem;
-    writeFileSync(this.gatewayKeyFile, gateway.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    let gatewayPublicKey = options.tokenKey;
+    if (!gatewayPublicKey) {
+      const pair = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      writeFileSync(this.gatewayKeyFile, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      gatewayPublicKey = pair.publicKey;
+    }
+    const gatewayCert = this.certify('absher-bank-gateway test', gatewayPublicKey, {});
     writeFileSync(this.gatewayCertFile, gatewayCert);
-    this.gatewayPublicKey = gateway.publicKey;
+    this.gatewayPublicKey = gatewayPublicKey;
     this.gatewayKeyId = parseCertificateBundle(gatewayCert)[0].thumbprint;
 
     const ec = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -101,14 +111,16 @@ export class TestPki {
     write('tstb-es256', this.tstb.es256);
     write('tstb-ps256', this.tstb.ps256);
     write('tstr-es256', this.tstr);
+    // Under KEY_STORE=pkcs11 a clear key is never given to the gateway: the test imports them into the token.
+    const macKey = (code: string) => (options.tokenKey ? {} : { macKey: this.macKeys[code] });
     writeFileSync(
       this.banksFile,
       stringify({
         banks: [
-          { code: 'TSTA', name: 'Test Bank A', channels: this.tsta.channels, certificates: files.TSTA, acquirerIds: ['111111'], macKey: '0123456789ABCDEFFEDCBA9876543210', rateLimitPerSecond: 10000 },
-          { code: 'TSTB', name: 'Test Bank B', channels: this.tstb.channels, certificates: files.TSTB, acquirerIds: ['222222'], macKey: 'FEDCBA98765432100123456789ABCDEF', rateLimitPerSecond: 10000 },
+          { code: 'TSTA', name: 'Test Bank A', channels: this.tsta.channels, certificates: files.TSTA, acquirerIds: ['111111'], ...macKey('TSTA'), rateLimitPerSecond: 10000 },
+          { code: 'TSTB', name: 'Test Bank B', channels: this.tstb.channels, certificates: files.TSTB, acquirerIds: ['222222'], ...macKey('TSTB'), rateLimitPerSecond: 10000 },
           // ATM too, so that one rate limit can be seen spent on both channels (rate-limits.e2e-spec.ts).
-          { code: 'TSTR', name: 'Test Bank Rate-limited', channels: ['ATM', 'INTERNET_BANKING'], certificates: files.TSTR, acquirerIds: ['333333'], macKey: TSTR_MAC_KEY, rateLimitPerSecond: 2 },
+          { code: 'TSTR', name: 'Test Bank Rate-limited', channels: ['ATM', 'INTERNET_BANKING'], certificates: files.TSTR, acquirerIds: ['333333'], ...macKey('TSTR'), rateLimitPerSecond: 2 },
         ],
       }),
     );
@@ -135,17 +147,28 @@ export class TestPki {
     bankCode: string,
     commonName: string,
     keys: { publicKey: KeyObject; privateKey: KeyObject },
-    options: { notBefore?: Date; notAfter?: Date; issuer?: 'rogue'; keyUsage?: ('digitalSignature' | 'keyEncipherment')[] },
+    options: CertificateOptions,
   ): TestCertificate {
+    const certificatePem = this.certify(commonName, keys.publicKey, options);
+    return { bankCode, privateKey: keys.privateKey, keyId: parseCertificateBundle(certificatePem)[0].thumbprint, certificatePem };
+  }
+
+  private certify(commonName: string, publicKey: KeyObject, options: CertificateOptions): string {
     const rogue = options.issuer === 'rogue';
-    const certificatePem = issueCertificate({
+    return issueCertificate({
       subject: { commonName, organization: 'Tests' },
-      publicKey: keys.publicKey,
+      publicKey,
       issuer: { certificatePem: rogue ? this.roguePem : this.caPem, privateKey: rogue ? this.rogue.privateKey : this.ca.privateKey },
       notBefore: options.notBefore ?? new Date(Date.now() - DAY),
       notAfter: options.notAfter ?? new Date(Date.now() + 365 * DAY),
       keyUsage: options.keyUsage ?? ['digitalSignature'],
     });
-    return { bankCode, privateKey: keys.privateKey, keyId: parseCertificateBundle(certificatePem)[0].thumbprint, certificatePem };
   }
+}
+
+interface CertificateOptions {
+  notBefore?: Date;
+  notAfter?: Date;
+  issuer?: 'rogue';
+  keyUsage?: ('digitalSignature' | 'keyEncipherment')[];
 }

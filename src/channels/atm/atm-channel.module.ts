@@ -3,6 +3,7 @@ import { ActivateAccount } from '../../activation/activate-account.use-case';
 import { ActivationModule } from '../../activation/activation.module';
 import { AdviseReversal } from '../../activation/advise-reversal.use-case';
 import { BankDirectory } from '../../banks/bank-directory';
+import { KeyStore } from '../../keys/key-store';
 import { BanksModule } from '../../banks/banks.module';
 import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayConfig } from '../../config/gateway-config';
@@ -35,20 +36,17 @@ export class AtmChannelLifecycle implements BeforeApplicationShutdown {
   providers: [
     {
       provide: AtmExchange,
-      inject: [BankDirectory, ActivateAccount, AdviseReversal, RefusedTraffic, GatewayConfig, OpsRecorder, RateLimiter, JsonLogger],
+      inject: [BankDirectory, ActivateAccount, AdviseReversal, RefusedTraffic, KeyStore, OpsRecorder, RateLimiter, JsonLogger],
       useFactory: (
         directory: BankDirectory,
         activate: ActivateAccount,
         reverse: AdviseReversal,
         refused: RefusedTraffic,
-        config: GatewayConfig,
+        keys: KeyStore,
         ops: OpsRecorder,
         rateLimiter: RateLimiter,
         logger: JsonLogger,
-      ) => {
-        // The configuration hands out the key, or the development one (with its warning, given once at start).
-        return new AtmExchange(directory, activate, reverse, refused, config.PAN_HASH_KEY, ops, rateLimiter, logger);
-      },
+      ) => new AtmExchange(directory, activate, reverse, refused, keys, ops, rateLimiter, logger),
     },
     {
       provide: AtmTransport,

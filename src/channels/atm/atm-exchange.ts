@@ -1,4 +1,4 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { checkNationalId, normalizeMobile, redactPersonalData } from '../../../libs/identity';
 import {
   buildTlv,
@@ -29,6 +29,7 @@ import { TlsClientIdentity, tlsClientAllowed } from '../../../libs/pki';
 import { BankDirectory, BankProfile } from '../../banks/bank-directory';
 import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayError } from '../../common/gateway-error';
+import { isKeyStoreUnavailable, KeyStore } from '../../keys/key-store';
 import { JsonLogger, withRequestContext } from '../../logging/json-logger';
 import { AtmErrorCode, reportedErrorCode, responseCodeOf } from './field39';
 import { OpsRecorder } from '../../ops/ops-recorder';
@@ -79,7 +80,8 @@ export class AtmExchange {
     private readonly activateAccount: ActivateAccount,
     private readonly adviseReversal: AdviseReversal,
     private readonly refused: RefusedTraffic,
-    private readonly panHashKey: string,
+    /** The bank MAC keys are in the directory; the PAN hash key is here, in memory or in the token. */
+    private readonly keys: KeyStore,
     private readonly ops: OpsRecorder,
     /** The same instance the HTTP channel uses: a bank's limit is one budget, whichever channel it spends it on. */
     private readonly rateLimiter: RateLimiter,
@@ -137,7 +139,22 @@ export class AtmExchange {
     const answerMti = messageDefinition(request[0])?.answer;
     if (!answerMti || !requestCarriesMac(request[0])) return this.plainAnswer(request, cause);
     const fields = echo(request, answerMti, { 39: responseCodeOf(cause) });
-    return bank ? packSigned(fields, bank.macKey) : packMessage(fields);
+    return bank ? this.macd(fields, request, bank) : packMessage(fields);
+  }
+
+  /**
+   * Packed and MAC'd under the bank's current key. When the key store cannot MAC (its token is gone), a 91
+   * without a MAC instead: the one answer that can be given without the key. A decision already stored is
+   * not lost: the switch's repeat of the request is answered with it once the token is back (spec 4.4).
+   */
+  private macd(fields: IsoFields, request: IsoFields, bank: BankProfile): Buffer {
+    try {
+      return packSigned(fields, bank.macKey);
+    } catch (error) {
+      if (!isKeyStoreUnavailable(error)) throw error;
+      this.log.emit('error', 'an ISO 8583 answer could not be MAC\'d: the key store is unavailable; answered 91 without a MAC', { bank: bank.code, error: (error as Error).message });
+      return packMessage(echo(request, fields[0], { 39: responseCodeOf('UNAVAILABLE') }));
+    }
   }
 
   /**
@@ -163,7 +180,16 @@ export class AtmExchange {
       if (!activation) return { refused: this.codeAnswer(request, null, null) };
       return { refused: this.failed(request, null, 'UNKNOWN_BANK', receivedAt) };
     }
-    const macProblem = this.checkMac(bank, request, raw);
+    let macProblem: string | null;
+    try {
+      macProblem = this.checkMac(bank, request, raw);
+    } catch (error) {
+      if (!isKeyStoreUnavailable(error)) throw error;
+      // Nothing proven, nothing decided: a 91 without a MAC, and the switch tries again (or another instance).
+      this.log.emit('error', 'an ISO 8583 MAC could not be checked: the key store is unavailable; answered 91', { bank: bank.code, error: (error as Error).message });
+      if (activation) this.recordError(request, bank, 'UNAVAILABLE', receivedAt);
+      return { refused: this.codeAnswer(request, 'UNAVAILABLE', null) };
+    }
     if (macProblem) {
       trust.macFailed();
       this.refuse(request, bank, 'SIGNATURE_INVALID', macProblem);
@@ -212,6 +238,7 @@ export class AtmExchange {
     const requestId = message.requestId ?? atmRequestId(request);
     let result;
     try {
+      const panHash = this.keys.panHash(activation.pan);
       result = await this.activateAccount.execute({
         bank,
         channel: 'ATM',
@@ -229,7 +256,7 @@ export class AtmExchange {
             stan: activation.stan,
             rrn: activation.rrn,
             transmittedAt: activation.transmittedAt,
-            panHash: createHmac('sha256', this.panHashKey).update(activation.pan).digest('hex'),
+            panHash,
           },
           // Spec 5.1: the identity core sees where an ATM activation was made.
           published: { terminalId: activation.terminalId, stan: activation.stan, rrn: activation.rrn },
@@ -240,13 +267,13 @@ export class AtmExchange {
         replayForm: (record) => ({ status: 0, body: JSON.stringify(this.fields0210(request, record)) }),
       });
     } catch (error) {
-      if (error instanceof GatewayError && error.code === 'UNAVAILABLE') return this.failed(request, bank, 'UNAVAILABLE', receivedAt);
+      if ((error instanceof GatewayError && error.code === 'UNAVAILABLE') || isKeyStoreUnavailable(error)) return this.failed(request, bank, 'UNAVAILABLE', receivedAt);
       this.recordError(request, bank, 'INTERNAL_ERROR', receivedAt);
       throw error;
     }
     // Decided or replayed: already on the ops stream; the PAN (never stored) and the MAC are added now.
     const stored: IsoFields = JSON.parse(result.replayForm.body);
-    return packSigned({ ...stored, 2: activation.pan }, bank.macKey);
+    return this.macd({ ...stored, 2: activation.pan }, request, bank);
   }
 
   /** A 0200 answered without a decision: the answer, and its request-handled event on the ops stream. */

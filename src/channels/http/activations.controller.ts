@@ -11,6 +11,7 @@ import { BankProfile } from '../../banks/bank-directory';
 import { RateLimiter } from '../../banks/rate-limiter';
 import { GatewayError } from '../../common/gateway-error';
 import { JsonLogger } from '../../logging/json-logger';
+import { KeyStore } from '../../keys/key-store';
 import { parseActivationRequest } from './activation-request.body';
 import { header, isWellFormedRequestId, REQUEST_ID_RULE, requestPath } from './request-context';
 import { ATM_REQUEST_KEY_RULE, isAtmRequestKey } from '../../activation/request-keys';
@@ -25,6 +26,7 @@ export class ActivationsController {
     @Inject(RateLimiter) private readonly rateLimiter: RateLimiter,
     @Inject(ActivateAccount) private readonly activateAccount: ActivateAccount,
     @Inject(ActivationQueries) private readonly queries: ActivationQueries,
+    @Inject(KeyStore) private readonly keys: KeyStore,
     @Inject(JsonLogger) logger: JsonLogger,
   ) {
     this.log = logger.child('http');
@@ -47,6 +49,8 @@ export class ActivationsController {
       throw new GatewayError('MALFORMED_REQUEST', 'Content-Type must be application/json');
     }
     const activation = parseActivationRequest(body);
+    // Its answer could not be signed: nothing is decided that the bank could not be told.
+    if (this.keys.problem) throw new GatewayError('UNAVAILABLE', 'the gateway cannot sign its answers now (its key store is unavailable); nothing was accepted, retry later');
     const result = await this.activateAccount.execute({
       bank,
       channel: activation.channel,

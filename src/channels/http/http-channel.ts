@@ -5,10 +5,11 @@ import { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { Channel } from '../../activation/activation.types';
 import { ErrorCode } from '../../common/gateway-error';
 import { JsonLogger, withRequestContext } from '../../logging/json-logger';
+import { isKeyStoreUnavailable } from '../../keys/key-store';
 import { OpsRecorder } from '../../ops/ops-recorder';
 import { FailureWindow, RefusedTraffic } from '../../ops/refused-traffic';
 import { connectionErrorHandler, ConnectionLimits, HttpExceptionFilter, isUnrouted, unroutedProblem } from './http-exception.filter';
-import { sendProblem } from './problem';
+import { problemOf, sendProblem } from './problem';
 import { requestIdOf, requestPath } from './request-context';
 import { ResponseSigner } from './response-signer';
 
@@ -164,7 +165,12 @@ export function configureHttpChannel(app: NestFastifyApplication, signer: Respon
   };
   fastify.addHook('onSend', async (request, reply, payload) => {
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.isBuffer(payload) ? payload : Buffer.alloc(0);
-    reply.header('x-jws-signature', signatureOf(signer, request, reply.statusCode, bytes));
+    try {
+      reply.header('x-jws-signature', signatureOf(signer, request, reply.statusCode, bytes));
+    } catch (error) {
+      if (!isKeyStoreUnavailable(error)) throw error;
+      return unsignedUnavailable(request, reply, countError);
+    }
     if (reply.statusCode === 401 && closeAfterAuthFailure(request, ops)) {
       // A connection that keeps failing to prove who it is is not kept open for more attempts.
       reply.header('connection', 'close');
@@ -184,6 +190,19 @@ export function configureHttpChannel(app: NestFastifyApplication, signer: Respon
     });
   });
   app.useGlobalFilters(new HttpExceptionFilter(logger));
+}
+
+/**
+ * The answer when the signing key's token went away between the request's check and its answer: a 503,
+ * unsigned, as nothing can be signed. A decision already stored is the bank's on its retry with the same
+ * X-Request-Id (the idempotent replay), signed once the token is back.
+ */
+function unsignedUnavailable(request: FastifyRequest, reply: FastifyReply, countError: (request: FastifyRequest, reply: FastifyReply) => void): Buffer {
+  const problem = problemOf('UNAVAILABLE', 'the gateway cannot sign its answer now (its key store is unavailable); retry later with the same X-Request-Id', requestIdOf(request));
+  (request as { problemCode?: ErrorCode }).problemCode = 'UNAVAILABLE';
+  reply.code(problem.status).header('content-type', 'application/problem+json').header('retry-after', '5').removeHeader('idempotent-replayed');
+  countError(request, reply);
+  return Buffer.from(JSON.stringify(problem));
 }
 
 /** The channel a refused request named, if it can be read; INTERNET_BANKING otherwise (contracts: request-handled). */
