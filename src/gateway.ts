@@ -42,10 +42,11 @@ export async function createGateway(config: GatewayConfig, logger: JsonLogger): 
   const signer = loadResponseSigner(config, keys);
   keys.checkGatewayKeys();
   if (keys instanceof TokenKeyStore) {
-    keys.token.onAvailability = (available, reason) =>
+    keys.onAvailability((available, reason) =>
       available
         ? logger.emit('info', 'the PKCS#11 token is back: signing and MACs resume, the instance is ready again')
-        : logger.emit('error', 'the PKCS#11 token is unavailable: answering 503 / 91 and not ready until it is back (looked for every second)', { reason });
+        : logger.emit('error', 'the PKCS#11 token is unavailable: answering 503 / 91 and not ready until it is back (looked for every second)', { reason }),
+    );
   }
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(config, logger, keys),

@@ -169,7 +169,7 @@ export class BankRegistryAdmin {
     if (name !== 'pan' && name !== 'subject') throw new RegistryChangeError('--name is pan or subject');
     const token = this.tokenKeys('hash-key generate');
     try {
-      token.token.generateHmacKey(HASH_KEY_LABELS[name]);
+      token.generateHashKey(name);
     } catch (error) {
       if (error instanceof TokenError) throw new RegistryChangeError(error.message);
       throw error;

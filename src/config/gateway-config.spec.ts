@@ -100,6 +100,24 @@ describe('development defaults', () => {
   });
 });
 
+describe('KEY_STORE=pkcs11', () => {
+  const TOKEN = { KEY_STORE: 'pkcs11', PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so', PKCS11_TOKEN_LABEL: 'gateway', PKCS11_PIN_FILE: '/run/secrets/pin', GATEWAY_SIGNING_KEY_LABEL: 'gateway-signing' };
+  const { PAN_HASH_KEY: _pan, SUBJECT_HASH_KEY: _subject, KEY_ENCRYPTION_KEY: _kek, GATEWAY_SIGNING_KEY: _signing, ...WITHOUT_SOFTWARE_KEYS } = REAL;
+
+  it('needs no software key with DATABASE_URL, and warns of no development key', () => {
+    const { logger, lines } = recordingLogger();
+    expect(() => loadConfig({ ...WITHOUT_SOFTWARE_KEYS, ...TOKEN }, logger)).not.toThrow();
+    expect(lines.filter((line) => /HASH_KEY|KEY_ENCRYPTION_KEY|GATEWAY_SIGNING_KEY/.test(line.message))).toEqual([]);
+  });
+
+  it('refuses each software key given beside it, naming it', () => {
+    const message = complaint({ ...REAL, ...TOKEN });
+    for (const name of ['PAN_HASH_KEY', 'SUBJECT_HASH_KEY', 'KEY_ENCRYPTION_KEY', 'GATEWAY_SIGNING_KEY']) {
+      expect(message).toContain(`${name} is a software key: under KEY_STORE=pkcs11 its key is in the token; unset it`);
+    }
+  });
+});
+
 describe('the schema says how each variable is read', () => {
   it('integers are read as numbers; anything else is named as not a whole number', () => {
     expect(loadConfig({ HTTP_PORT: ' 8081 ', OUTBOX_BATCH_SIZE: '7' })).toMatchObject({ HTTP_PORT: 8081, OUTBOX_BATCH_SIZE: 7 });

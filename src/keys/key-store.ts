@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { keyCheckValue, MacKey, softwareMacKey } from '../../libs/iso8583';
 import { JwsSigningKey, softwareSigningKey } from '../../libs/jws';
 import { openSecret, sealSecret } from '../../libs/keys';
-import { HASH_KEY_LABELS, Pkcs11Token, TokenHmacKey, TokenUnavailableError } from '../../libs/pkcs11';
+import { HASH_KEY_LABELS, HashKeyName, Pkcs11Token, TokenHmacKey, TokenUnavailableError } from '../../libs/pkcs11';
 import { ConfigurationError, GatewayConfig } from '../config/gateway-config';
 
 /** How a bank's MAC key in the token is written in the registry (mac_key_sealed): `pkcs11:<key id>`. */
@@ -107,9 +107,14 @@ export class TokenKeyStore extends KeyStore {
 
   private constructor(
     private readonly config: GatewayConfig,
-    readonly token: Pkcs11Token,
+    private readonly token: Pkcs11Token,
   ) {
     super();
+  }
+
+  /** Told when the token is lost and when it is back (the gateway logs both). */
+  onAvailability(listener: (available: boolean, reason: string | null) => void): void {
+    this.token.onAvailability = listener;
   }
 
   static override open(config: GatewayConfig): TokenKeyStore {
@@ -182,6 +187,11 @@ export class TokenKeyStore extends KeyStore {
   importMacKey(bankCode: string, zoneKeyLabel: string, cryptogram: Buffer, checkValue: string): { stored: string; checkValue: string } {
     const imported = this.token.importMacKey(bankCode, zoneKeyLabel, cryptogram, checkValue);
     return { stored: `${TOKEN_REFERENCE}${imported.keyId}`, checkValue: imported.checkValue };
+  }
+
+  /** A keyed-hash key made in the token; refused when the token already holds one of that name. */
+  generateHashKey(name: HashKeyName): void {
+    this.token.generateHmacKey(HASH_KEY_LABELS[name]);
   }
 
   checkGatewayKeys(): void {

@@ -30,7 +30,7 @@ async function waitFor(status: number, timeoutMs = 30_000, until: (body: Record<
 it('is ready with every check up; not ready naming kafka when the broker is down; ready again when it returns', async () => {
   // Relay slots are taken in the relay's first round, just after the gateway listens.
   const up = await waitFor(200, 30_000, (body) => body.details.instance.relaySlots.length > 0);
-  expect(Object.keys(up.body.details).sort()).toEqual(['instance', 'kafka', 'lifecycle', 'outbox', 'store']);
+  expect(Object.keys(up.body.details).sort()).toEqual(['instance', 'kafka', 'keys', 'lifecycle', 'outbox', 'store']);
   // The instance that answered says what it owns: alone, every relay slot, and the consumed topics' partitions.
   expect(up.body.details.instance).toMatchObject({ status: 'up', liveInstances: 1, instanceId: expect.any(String) });
   expect((up.body.details.instance as unknown as { relaySlots: number[] }).relaySlots).toEqual(Array.from({ length: 16 }, (_, slot) => slot));

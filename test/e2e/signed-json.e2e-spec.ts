@@ -476,7 +476,7 @@ describe('probes and unknown routes', () => {
     expect(scrape.status).toBe(200);
     expect(await scrape.text()).toMatch(/^# HELP absher_gateway_requests_total /m);
     const detailed = (await (await fetch(`${env.managementUrl}/health/ready`)).json()) as { status: string; details: Record<string, unknown> };
-    expect(Object.keys(detailed.details).sort()).toEqual(['instance', 'kafka', 'lifecycle', 'outbox', 'store']);
+    expect(Object.keys(detailed.details).sort()).toEqual(['instance', 'kafka', 'keys', 'lifecycle', 'outbox', 'store']);
   });
 
   it('an unknown path is a signed 404 problem', async () => {
