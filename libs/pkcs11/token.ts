@@ -78,17 +78,20 @@ export class Pkcs11Token {
     } catch (error) {
       throw new TokenError(`PKCS11_MODULE ${this.settings.module} cannot be initialised: ${(error as Error).message}`);
     }
-    const slot = this.library.C_GetSlotList(true).find((candidate) => this.library.C_GetTokenInfo(candidate).label.trim() === this.settings.tokenLabel);
-    if (slot === undefined) {
-      this.finalize();
-      throw new TokenError(`no token labelled ${JSON.stringify(this.settings.tokenLabel)} in ${this.settings.module} (PKCS11_TOKEN_LABEL)`);
-    }
-    const session = this.library.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    let session: pkcs11js.Handle;
     try {
-      this.library.C_Login(session, pkcs11js.CKU_USER, this.settings.pin);
+      const slot = this.library.C_GetSlotList(true).find((candidate) => this.library.C_GetTokenInfo(candidate).label.trim() === this.settings.tokenLabel);
+      if (slot === undefined) throw new TokenError(`no token labelled ${JSON.stringify(this.settings.tokenLabel)} in ${this.settings.module} (PKCS11_TOKEN_LABEL)`);
+      session = this.library.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      try {
+        this.library.C_Login(session, pkcs11js.CKU_USER, this.settings.pin);
+      } catch (error) {
+        throw new TokenError(`cannot log in to token ${this.settings.tokenLabel}: ${(error as Error).message}`);
+      }
     } catch (error) {
+      // Finalised whatever failed, so that the next attempt initialises afresh.
       this.finalize();
-      throw new TokenError(`cannot log in to token ${this.settings.tokenLabel}: ${(error as Error).message}`);
+      throw error instanceof TokenError ? error : new TokenError(`token ${this.settings.tokenLabel}: ${(error as Error).message}`);
     }
     this.session = session;
     this.generation += 1;

@@ -1,22 +1,40 @@
-import { ChildProcess, spawn } from 'node:child_process';
-import { generateKeyPairSync, KeyObject, randomInt } from 'node:crypto';
+import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { createPublicKey, generateKeyPairSync, KeyObject, randomInt } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { Client } from 'pg';
 import { stringify } from 'yaml';
 import { luhnValid } from '../../libs/identity';
+import { keyCheckValue } from '../../libs/iso8583';
 import { BankSigningIdentity } from '../../libs/jws/request-signing';
 import { parseCertificateBundle } from '../../libs/pki';
 import { issueCertificate } from '../../libs/pki/certificate-builder';
 import { projectRoot } from '../../src/common/project-root';
 import { DEVELOPMENT_BROKER_BINARY, DevelopmentBroker } from '../../src/kafka/development-broker';
 import { publishRegistrations } from '../identity-core';
+import { aesZoneCryptogram, SoftHsmToken } from '../softhsm-token';
 import { allProcesses, readStat } from './cpu';
 
 const DAY = 86_400_000;
 const ROOT = projectRoot();
+const execFileAsync = promisify(execFile);
+
+/** Where a gateway keeps its secret keys (KEY_STORE), in the order the bench runs them. */
+export const KEY_STORES = ['software', 'pkcs11'] as const;
+export type KeyStoreKind = (typeof KEY_STORES)[number];
+
+/** The keys a KEY_STORE=software gateway is given; a pkcs11 one refuses them (its keys are in the token). */
+const SOFTWARE_KEYS = {
+  PAN_HASH_KEY: 'bench-pan-hash-key-0123456789abcdefgh',
+  SUBJECT_HASH_KEY: 'bench-subject-hash-key-0123456789abcdef',
+  KEY_ENCRYPTION_KEY: 'a1'.repeat(32),
+};
+
+/** The AES zone master key loaded into the bench's token, whose value the bench knows: the banks' MAC keys are imported under it. */
+const ZONE_KEY = { label: 'zmk:bench', value: Buffer.from('0F1E2D3C4B5A69788796A5B4C3D2E1F0', 'hex') };
 
 export interface BenchBank {
   code: string;
@@ -29,9 +47,12 @@ export interface BenchBank {
 export interface GatewayInstance {
   /** Its GATEWAY_INSTANCE_ID. */
   id: string;
+  keyStore: KeyStoreKind;
   process: ChildProcess;
   baseUrl: string;
   isoPort: number;
+  /** Its last 200 log lines. */
+  log: string[];
 }
 
 export interface Customer {
@@ -56,6 +77,9 @@ export class BenchEnvironment {
   readonly banksFile = join(this.dir, 'banks.yaml');
   readonly gatewayKeyFile = join(this.dir, 'gateway.key.pem');
   readonly gatewayCertFile = join(this.dir, 'gateway.cert.pem');
+  /** KEY_STORE=pkcs11: the banks without their MAC keys (the gateway refuses them there), and the token key's certificate. */
+  private readonly tokenBanksFile = join(this.dir, 'banks-pkcs11.yaml');
+  private readonly tokenCertFile = join(this.dir, 'gateway-token.cert.pem');
   /** The running gateways, the first one started first. */
   readonly gateways: GatewayInstance[] = [];
   brokers: string[] = [];
@@ -64,38 +88,40 @@ export class BenchEnvironment {
   private broker: DevelopmentBroker | null = null;
   private adminUrl = '';
   private databaseName = '';
+  private readonly ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  private readonly caPem: string;
+  private token: SoftHsmToken | null = null;
+  private macKeysImported = false;
 
-  /** @param cpuProfileDir when set, each gateway writes a V8 CPU profile there when it stops (--cpu-prof). */
-  constructor(private readonly cpuProfileDir?: string) {
-    const ca = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const caPem = issueCertificate({
+  /**
+   * @param keyStore the KEY_STORE of the gateways started without one named.
+   * @param cpuProfileDir when set, each gateway writes a V8 CPU profile there when it stops (--cpu-prof).
+   */
+  constructor(
+    readonly keyStore: KeyStoreKind = 'software',
+    private readonly cpuProfileDir?: string,
+  ) {
+    this.caPem = issueCertificate({
       subject: { commonName: 'Bench Root CA', organization: 'Bench' },
-      publicKey: ca.publicKey,
-      selfSigningKey: ca.privateKey,
+      publicKey: this.ca.publicKey,
+      selfSigningKey: this.ca.privateKey,
       notBefore: new Date(Date.now() - DAY),
       notAfter: new Date(Date.now() + 30 * DAY),
       isCertificateAuthority: true,
       keyUsage: ['keyCertSign', 'cRLSign'],
     });
-    writeFileSync(this.trustAnchorsFile, caPem);
-    const issue = (code: string, keys: { publicKey: KeyObject; privateKey: KeyObject }) => {
-      const certificatePem = issueCertificate({
-        subject: { commonName: `${code} signing`, organization: 'Bench' },
-        publicKey: keys.publicKey,
-        issuer: { certificatePem: caPem, privateKey: ca.privateKey },
-        notBefore: new Date(Date.now() - DAY),
-        notAfter: new Date(Date.now() + 30 * DAY),
-        keyUsage: ['digitalSignature'],
-      });
+    writeFileSync(this.trustAnchorsFile, this.caPem);
+    const identity = (code: string, keys: { publicKey: KeyObject; privateKey: KeyObject }) => {
+      const certificatePem = this.certify(code, keys.publicKey);
       return { bankCode: code, privateKey: keys.privateKey, keyId: parseCertificateBundle(certificatePem)[0].thumbprint, certificatePem };
     };
     this.banks = [
-      { code: 'BNKP', identity: issue('BNKP', generateKeyPairSync('rsa', { modulusLength: 2048 })), acquirerId: '400001', macKey: Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex') },
-      { code: 'BNKE', identity: issue('BNKE', generateKeyPairSync('ec', { namedCurve: 'P-256' })), acquirerId: '400002', macKey: Buffer.from('FEDCBA98765432100123456789ABCDEF', 'hex') },
+      { code: 'BNKP', identity: identity('BNKP', generateKeyPairSync('rsa', { modulusLength: 2048 })), acquirerId: '400001', macKey: Buffer.from('0123456789ABCDEFFEDCBA9876543210', 'hex') },
+      { code: 'BNKE', identity: identity('BNKE', generateKeyPairSync('ec', { namedCurve: 'P-256' })), acquirerId: '400002', macKey: Buffer.from('FEDCBA98765432100123456789ABCDEF', 'hex') },
     ];
     const gateway = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     writeFileSync(this.gatewayKeyFile, gateway.privateKey.export({ type: 'pkcs8', format: 'pem' }));
-    writeFileSync(this.gatewayCertFile, issue('gateway', gateway).certificatePem);
+    writeFileSync(this.gatewayCertFile, this.certify('gateway', gateway.publicKey));
     const banks = this.banks.map((bank) => {
       const file = join(this.dir, `${bank.code}.pem`);
       writeFileSync(file, bank.identity.certificatePem);
@@ -105,11 +131,23 @@ export class BenchEnvironment {
         channels: ['ATM', 'INTERNET_BANKING', 'PHONE_BANKING'],
         certificates: [file],
         acquirerIds: [bank.acquirerId],
-        macKey: bank.macKey.toString('hex').toUpperCase(),
         rateLimitPerSecond: 1_000_000, // the benchmark measures the gateway, not its rate limits
       };
     });
-    writeFileSync(this.banksFile, stringify({ banks }));
+    writeFileSync(this.banksFile, stringify({ banks: banks.map((bank, i) => ({ ...bank, macKey: this.banks[i].macKey.toString('hex').toUpperCase() })) }));
+    writeFileSync(this.tokenBanksFile, stringify({ banks }));
+  }
+
+  /** A signing certificate for `publicKey` from the bench's CA. */
+  private certify(code: string, publicKey: KeyObject): string {
+    return issueCertificate({
+      subject: { commonName: `${code} signing`, organization: 'Bench' },
+      publicKey,
+      issuer: { certificatePem: this.caPem, privateKey: this.ca.privateKey },
+      notBefore: new Date(Date.now() - DAY),
+      notAfter: new Date(Date.now() + 30 * DAY),
+      keyUsage: ['digitalSignature'],
+    });
   }
 
   /** PostgreSQL: a database of the benchmark's own, so every run starts empty. */
@@ -155,42 +193,21 @@ export class BenchEnvironment {
 
   /**
    * Starts one more gateway process on the database and the broker, on
-   * ephemeral ports of its own, and resolves once it listens. Its instance id
-   * is `bench-<n>` unless `extraEnv` sets GATEWAY_INSTANCE_ID.
+   * ephemeral ports of its own, and resolves once it listens (under pkcs11,
+   * once it has the banks' MAC keys). Its instance id is `bench-<n>` unless
+   * `extraEnv` sets GATEWAY_INSTANCE_ID.
    */
-  async startGateway(extraEnv: Record<string, string> = {}): Promise<GatewayInstance> {
+  async startGateway(extraEnv: Record<string, string> = {}, keyStore: KeyStoreKind = this.keyStore): Promise<GatewayInstance> {
     const id = extraEnv.GATEWAY_INSTANCE_ID ?? `bench-${this.gateways.length + 1}`;
     const profile = this.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', this.cpuProfileDir, '--cpu-prof-name', `${id}.cpuprofile`] : [];
     const child = spawn(process.execPath, [...profile, join(ROOT, 'dist/src/main.js')], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        DATABASE_URL: this.databaseUrl,
-        KAFKA_BROKERS: this.brokers.join(','),
-        HTTP_PORT: '0',
-        HTTP_HOST: '127.0.0.1',
-        ISO8583_PORT: '0',
-        ISO8583_HOST: '127.0.0.1',
-        MANAGEMENT_PORT: '0',
-        BANKS_FILE: this.banksFile,
-        TRUST_ANCHORS: this.trustAnchorsFile,
-        GATEWAY_SIGNING_KEY: this.gatewayKeyFile,
-        GATEWAY_SIGNING_CERT: this.gatewayCertFile,
-        PAN_HASH_KEY: 'bench-pan-hash-key-0123456789abcdefgh',
-        SUBJECT_HASH_KEY: 'bench-subject-hash-key-0123456789abcdef',
-        OPS_TOKEN: 'bench-operator-token-0123456789',
-        KEY_ENCRYPTION_KEY: 'a1'.repeat(32),
-        LOG_LEVEL: 'info', // the line saying where it listens is at info; nothing per request is
-        GATEWAY_INSTANCE_ID: id,
-        // The relay's compression is a deployment's choice: passed on so the two can be compared.
-        ...(process.env.KAFKA_COMPRESSION ? { KAFKA_COMPRESSION: process.env.KAFKA_COMPRESSION } : {}),
-        ...extraEnv,
-      },
+      env: { ...this.gatewayEnv(keyStore), GATEWAY_INSTANCE_ID: id, ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const instance: GatewayInstance = { id, process: child, baseUrl: '', isoPort: 0 };
+    const instance: GatewayInstance = { id, keyStore, process: child, baseUrl: '', isoPort: 0, log: [] };
+    const log = instance.log;
     // Registered before it listens, so stop() ends it whatever happens next.
     this.gateways.push(instance);
-    const log: string[] = [];
     await new Promise<void>((resolve, reject) => {
       let buffered = '';
       const timer = setTimeout(() => reject(new Error(`gateway ${id} did not start in 60 s:\n${log.slice(-20).join('\n')}`)), 60_000);
@@ -221,7 +238,74 @@ export class BenchEnvironment {
         reject(new Error(`gateway ${id} exited with ${code} before listening:\n${log.slice(-20).join('\n')}`));
       });
     });
+    if (keyStore === 'pkcs11' && !this.macKeysImported) await this.importMacKeys(instance);
     return instance;
+  }
+
+  /** What a gateway of `keyStore` (or the CLI working on its store) runs with. */
+  private gatewayEnv(keyStore: KeyStoreKind): Record<string, string> {
+    return {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: this.databaseUrl,
+      KAFKA_BROKERS: this.brokers.join(','),
+      HTTP_PORT: '0',
+      HTTP_HOST: '127.0.0.1',
+      ISO8583_PORT: '0',
+      ISO8583_HOST: '127.0.0.1',
+      MANAGEMENT_PORT: '0',
+      TRUST_ANCHORS: this.trustAnchorsFile,
+      ...(keyStore === 'software'
+        ? { BANKS_FILE: this.banksFile, GATEWAY_SIGNING_KEY: this.gatewayKeyFile, GATEWAY_SIGNING_CERT: this.gatewayCertFile, ...SOFTWARE_KEYS }
+        : { BANKS_FILE: this.tokenBanksFile, GATEWAY_SIGNING_CERT: this.tokenCertFile, ...this.openToken().gatewayEnv() }),
+      OPS_TOKEN: 'bench-operator-token-0123456789',
+      LOG_LEVEL: 'info', // the line saying where it listens is at info; nothing per request is
+      // The relay's compression is a deployment's choice: passed on so the two can be compared.
+      ...(process.env.KAFKA_COMPRESSION ? { KAFKA_COMPRESSION: process.env.KAFKA_COMPRESSION } : {}),
+    };
+  }
+
+  /**
+   * KEY_STORE=pkcs11: a SoftHSM2 token of the bench's own, made at the first
+   * use as a bank's key custodians would: the signing and hash keys made in
+   * it, the signing key certified by the bench's CA, the zone key loaded.
+   */
+  private openToken(): SoftHsmToken {
+    if (!this.token) {
+      const token = new SoftHsmToken();
+      writeFileSync(this.tokenCertFile, this.certify('gateway', createPublicKey(token.makeGatewayKeys())));
+      token.loadZoneKey(ZONE_KEY.label, ZONE_KEY.value);
+      this.token = token;
+    }
+    return this.token;
+  }
+
+  /**
+   * KEY_STORE=pkcs11: each bank's MAC key imported into the token with the
+   * operators' ceremony (`mac-key import` under the zone key), once `instance`
+   * has registered the banks; resolves when it has reloaded its bank
+   * directory with them, so that no step meets a bank without its key. The
+   * banks are managed with the CLI from then on: later gateways keep the keys.
+   */
+  private async importMacKeys(instance: GatewayInstance): Promise<void> {
+    for (const bank of this.banks) {
+      const cryptogram = aesZoneCryptogram(ZONE_KEY.value, bank.macKey);
+      await execFileAsync(
+        process.execPath,
+        [join(ROOT, 'dist/tools/cli.js'), 'mac-key', 'import', '--bank', bank.code, '--under', ZONE_KEY.label, '--cryptogram', cryptogram, '--kcv', keyCheckValue(bank.macKey), '--operator', 'bench'],
+        { env: this.gatewayEnv('pkcs11') },
+      );
+    }
+    this.macKeysImported = true;
+    const client = new Client({ connectionString: this.databaseUrl });
+    await client.connect();
+    const newest = (await client.query<{ newest: number }>('SELECT max(id)::int AS newest FROM registry_audit')).rows[0].newest;
+    await client.end();
+    const loaded = (line: string) => line.includes('bank directory loaded') && (JSON.parse(line) as { registryChange: number }).registryChange >= newest;
+    const deadline = Date.now() + 15_000;
+    while (!instance.log.some(loaded)) {
+      if (Date.now() > deadline) throw new Error(`gateway ${instance.id} did not reload its bank directory with the imported MAC keys in 15 s:\n${instance.log.slice(-20).join('\n')}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   /** Stops one gateway (SIGTERM, SIGKILL after 20 s) and forgets it. */
@@ -305,6 +389,7 @@ export class BenchEnvironment {
       await admin.end();
     }
     rmSync(this.dir, { recursive: true, force: true });
+    if (this.token) rmSync(this.token.dir, { recursive: true, force: true });
   }
 }
 

@@ -4,13 +4,17 @@ import { cpus, totalmem } from 'node:os';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/common/project-root';
-import { BenchEnvironment, Customer, GatewayInstance, peakRssMb } from './bench-environment';
+import { BenchEnvironment, Customer, GatewayInstance, KEY_STORES, KeyStoreKind, peakRssMb } from './bench-environment';
 import { summariseCpuProfile } from './cpu-profile';
 import { CLOCK_TICKS, CpuFigures, CpuSource, measureCpu, processCpu, processesNamedCpu, processTreeCpu, selfCpu } from './cpu';
 import { ActivationTopicWatcher, cryptoRates, LoadFigures, prepareJsonRequests, round, runHttpLoad, runIsoLoad } from './load';
 import { OPEN_LOOP_TIMEOUT_MS, OpenLoopFigures, runOpenLoopHttp, runOpenLoopIso } from './open-loop';
 import { MAX_SEEDED_REGISTRATIONS, REPLAYED_VERSION, ReplayFigures, replayRegistrations, rowsAtReplayedVersion, seedRegistrationsTable, vacuumRegistrations } from './seeded-registrations';
 import { defineTool, readOptions, reportUsageError, UsageError } from '../options';
+
+/** Where the key stores are compared: loads that keep the gateway busy, so that its CPU per activation is the requests' and not its timers' (one client's would be mostly timers). */
+const KEY_STORE_HTTP_LEVELS = [16, 64];
+const KEY_STORE_ISO_LEVELS = [8];
 
 /**
  * `npm run bench`: drives the built gateway (its own process, real
@@ -22,7 +26,8 @@ import { defineTool, readOptions, reportUsageError, UsageError } from '../option
  * (/proc/<pid>/stat). Writes the figures as JSON to bench/results/.
  *
  * With --rate / --rate-iso, open-loop steps at those rates (open-loop.ts)
- * replace the closed-loop ones, the comparison and the ceilings. With
+ * replace the closed-loop ones, the comparison and the ceilings; with
+ * --key-store software,pkcs11, a comparison of the two key stores does. With
  * --registrations N, N more registrations are seeded into the read model
  * first, and the registrations consumer's replay throughput is measured
  * before the load steps (seeded-registrations.ts).
@@ -35,7 +40,9 @@ one instance against two, with the CPU each process spends per activation.
 With --rate or --rate-iso, it sends at fixed rates instead (open loop) and
 reports the latency from each request's scheduled time. With --registrations,
 it decides against a larger read model and times a replay of it through the
-registrations consumer. Writes the figures as JSON to bench/results/.`,
+registrations consumer. With --key-store software,pkcs11, it compares the
+gateway's keys in memory with keys in a PKCS#11 token. Writes the figures as
+JSON to bench/results/.`,
   options: {
     seconds: { type: 'integer', value: 'N', min: 1, help: 'length of each load step (default 8; 2 with --quick)' },
     quick: { type: 'boolean', help: '2 s steps and fewer levels: a smoke run, not a measurement' },
@@ -54,6 +61,11 @@ registrations consumer. Writes the figures as JSON to bench/results/.`,
       type: 'string',
       value: 'DIR',
       help: "each gateway process writes a V8 CPU profile (node --cpu-prof) to DIR/<instance>.cpuprofile when the bench stops it; the bench prints where each one's busy time went, by package or file of ours and by function; open a profile in Chrome's DevTools for the call trees (default: off)",
+    },
+    'key-store': {
+      type: 'string',
+      value: 'STORE[,STORE]',
+      help: `where the gateways keep their secret keys (KEY_STORE): software (default), or pkcs11: a SoftHSM2 token of the bench's own, the signing and hash keys made in it, the banks' MAC keys imported with mac-key import. Given both (software,pkcs11), the usual steps give way to a comparison: signed JSON at ${KEY_STORE_HTTP_LEVELS.join(' and ')} clients and ISO 8583 at ${KEY_STORE_ISO_LEVELS.join(', ')} connections on a gateway of each in turn, software first (same database, broker and customers), then a table of both side by side with the difference in the gateway's CPU per activation; not with --rate or --rate-iso`,
     },
     registrations: {
       type: 'integer',
@@ -74,16 +86,27 @@ cluster; default: the development broker), KAFKA_COMPRESSION (passed on to
 the gateways: the relay's codec, gzip unless set).`,
 });
 const options = readOptions(TOOL);
-/** A list of rates, or the usage error every tool gives for a bad value. */
+/** The usage error every tool gives for a bad value. */
+const usageError = (message: string): never => process.exit(reportUsageError(TOOL, new UsageError(message)));
+/** A list of rates, or a usage error. */
 function rates(name: 'rate' | 'rate-iso', text: string | undefined): number[] {
   if (text === undefined) return [];
   const values = text.split(',').map((part) => part.trim());
   if (values.every((value) => /^[0-9]+$/.test(value) && Number(value) >= 1 && Number(value) <= 100_000)) return values.map(Number);
-  process.exit(reportUsageError(TOOL, new UsageError(`--${name} must be rates per second from 1 to 100000, separated by commas (got ${JSON.stringify(text)})`)));
+  return usageError(`--${name} must be rates per second from 1 to 100000, separated by commas (got ${JSON.stringify(text)})`);
 }
 const JSON_RATES = rates('rate', options.rate);
 const ISO_RATES = options['rate-iso'] === undefined ? JSON_RATES : rates('rate-iso', options['rate-iso']);
 const openLoop = JSON_RATES.length + ISO_RATES.length > 0;
+/** The key stores to run, software first whatever the order given (see compareKeyStores); or a usage error. */
+function keyStores(text: string): KeyStoreKind[] {
+  const given = text.split(',').map((part) => part.trim());
+  if (!given.every((name) => (KEY_STORES as readonly string[]).includes(name))) return usageError(`--key-store takes software, pkcs11 or both, separated by a comma (got ${JSON.stringify(text)})`);
+  return KEY_STORES.filter((store) => given.includes(store));
+}
+const KEY_STORE_RUNS = keyStores(options['key-store'] ?? 'software');
+const comparingKeyStores = KEY_STORE_RUNS.length > 1;
+if (comparingKeyStores && openLoop) usageError('--key-store software,pkcs11 compares closed-loop steps: it does not go with --rate or --rate-iso');
 const seededRegistrations = options.registrations;
 const quick = options.quick;
 const multi = !options['no-multi'];
@@ -133,6 +156,13 @@ interface TwoInstances {
   /** CPU ms per second with no load, both instances running. */
   atRestCpuMsPerSecond?: Record<string, number | null>;
   error?: string;
+}
+
+/** The same steps on a gateway of each key store (KEY_STORE=software, then pkcs11). */
+interface KeyStoreComparison {
+  instanceIds: Partial<Record<KeyStoreKind, string>>;
+  signedJson: Record<string, Partial<Record<KeyStoreKind, HttpStep>>>;
+  iso8583: Record<string, Partial<Record<KeyStoreKind, IsoStep>>>;
 }
 
 /** What every load step needs: the environment, the seeded customers, the Kafka watcher, and what CPU to count. */
@@ -249,12 +279,13 @@ const cpuLine = (cpu: CpuFigures) =>
     .join(', ')}`;
 
 async function main(): Promise<void> {
-  const env = new BenchEnvironment(options['cpu-prof']);
+  const env = new BenchEnvironment(KEY_STORE_RUNS[0], options['cpu-prof']);
   const report: Record<string, unknown> = {
     startedAt: new Date().toISOString(),
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGb: round(totalmem() / 2 ** 30, 1), node: process.version },
     secondsPerStep: seconds,
-    mode: openLoop ? 'open loop' : 'closed loop',
+    mode: openLoop ? 'open loop' : comparingKeyStores ? 'closed loop, key stores compared' : 'closed loop',
+    keyStores: KEY_STORE_RUNS,
   };
   let ceiling: ChildProcess | null = null;
   let watcher: ActivationTopicWatcher | null = null;
@@ -319,7 +350,12 @@ async function main(): Promise<void> {
 
     let openLoopSteps: OpenLoop | null = null;
     let closedLoop: { http: Record<string, HttpStep>; iso: Record<string, IsoStep>; twoInstances: TwoInstances | null } | null = null;
-    if (openLoop) {
+    let keyStoreComparison: KeyStoreComparison | null = null;
+    if (comparingKeyStores) {
+      keyStoreComparison = { instanceIds: {}, signedJson: {}, iso8583: {} };
+      report.keyStoreComparison = keyStoreComparison;
+      await compareKeyStores(env, steps, first, keyStoreComparison);
+    } else if (openLoop) {
       openLoopSteps = { timeoutMs: OPEN_LOOP_TIMEOUT_MS, signedJson: {}, iso8583: {} };
       report.openLoop = openLoopSteps;
       for (const rate of JSON_RATES) openLoopSteps.signedJson[rate] = await steps.openHttp(first, rate);
@@ -371,6 +407,7 @@ async function main(): Promise<void> {
       printHeader(report, crypto);
     }
     if (openLoopSteps) printOpenLoopTable(openLoopSteps);
+    if (keyStoreComparison) printKeyStoreTable(keyStoreComparison);
     if (replay) printReplay(replay);
     const dir = join(projectRoot(), 'bench/results');
     mkdirSync(dir, { recursive: true });
@@ -434,6 +471,30 @@ async function compareInstances(env: BenchEnvironment, steps: Steps, first: Gate
 }
 
 /**
+ * The same closed-loop steps on a gateway of each key store in turn, on the
+ * same database, broker and customers: software first (the first gateway),
+ * because mac-key import leaves the banks with references to the token's
+ * keys, which a software gateway cannot use. One gateway at a time, so that
+ * no idle one's outbox relay takes a share of the work. Figures go into
+ * `result` as they are measured.
+ */
+async function compareKeyStores(env: BenchEnvironment, steps: Steps, first: GatewayInstance, result: KeyStoreComparison): Promise<void> {
+  let gateway = first;
+  for (const keyStore of KEY_STORE_RUNS) {
+    if (gateway.keyStore !== keyStore) {
+      await env.stopGateway(gateway);
+      log(`bench: starting a gateway with KEY_STORE=${keyStore} instead…`);
+      gateway = await env.startGateway({ GATEWAY_INSTANCE_ID: `bench-${keyStore}` }, keyStore);
+      await steps.warmUp([gateway]);
+    }
+    log(`bench: KEY_STORE=${keyStore}: gateway ${gateway.id} at ${gateway.baseUrl} (ISO 8583 on ${gateway.isoPort})`);
+    result.instanceIds[keyStore] = gateway.id;
+    for (const concurrency of KEY_STORE_HTTP_LEVELS) (result.signedJson[concurrency] ??= {})[keyStore] = await steps.http([gateway], concurrency);
+    for (const connections of KEY_STORE_ISO_LEVELS) (result.iso8583[connections] ??= {})[keyStore] = await steps.iso([gateway], connections);
+  }
+}
+
+/**
  * The registrations consumer's own throughput: a replay of every seeded
  * registration published to the running gateway, timed until its consumer
  * has applied the last one (seeded-registrations.ts), then the table counted.
@@ -468,7 +529,7 @@ function printHeader(report: Record<string, unknown>, crypto: ReturnType<typeof 
   log('');
   log(`absher-bank-gateway benchmark, ${report.startedAt}`);
   log(`machine: ${machine.cpus} cores (${machine.cpuModel}), ${machine.memoryGb} GB, Node ${machine.node}; load generator on the same machine`);
-  log(`store: ${report.store}; Kafka: ${report.kafka}`);
+  log(`store: ${report.store}; Kafka: ${report.kafka}; KEY_STORE: ${(report.keyStores as KeyStoreKind[]).map((store) => (store === 'pkcs11' ? 'pkcs11 (SoftHSM2)' : store)).join(' and ')}`);
   if (readModel) log(`read model: ${(readModel.seededRegistrations + readModel.customers).toLocaleString('en')} registrations (${readModel.seededRegistrations.toLocaleString('en')} seeded in PostgreSQL, ${readModel.customers.toLocaleString('en')} through Kafka)`);
   log(`node:crypto, one core: verify PS256 ${crypto.ps256Verify}/s, ES256 ${crypto.es256Verify}/s (mix ${verifyCeiling}/s); sign PS256 ${crypto.ps256Sign}/s, ES256 ${crypto.es256Sign}/s`);
   return verifyCeiling;
@@ -515,6 +576,24 @@ function printOpenLoopTable(open: OpenLoop): void {
   log(`Open loop: requests leave on a fixed schedule whatever the answers; every latency (to Kafka too) counts from the request's scheduled time, so queueing in the generator counts. Unanswered after ${open.timeoutMs / 1000} s: a timeout, counted in the latencies at ${open.timeoutMs / 1000} s. Errors: HTTP 429/5xx, field 39 91/96, requests lost with their connection. Sent late: how far behind schedule requests got onto a socket (the generator's lag, waiting for a connection), already in the latencies.`);
 }
 
+function printKeyStoreTable(result: KeyStoreComparison): void {
+  log('');
+  log(`KEY_STORE=software vs KEY_STORE=pkcs11 (SoftHSM2): the same steps on ${result.instanceIds.software} then ${result.instanceIds.pkcs11}, one at a time (same database, broker and customers)`);
+  log('| step | req/s software / pkcs11 | p50 ms software / pkcs11 | p99 ms software / pkcs11 | gateway CPU µs/activation software / pkcs11 | pkcs11 − software, µs/activation |');
+  log('|---|---|---|---|---|---|');
+  const row = (step: string, pair: Partial<Record<KeyStoreKind, LoadFigures & { cpu: CpuFigures }>>) => {
+    const both = (figure: (f: LoadFigures & { cpu: CpuFigures }) => number | null) => `${dash(pair.software && figure(pair.software))} / ${dash(pair.pkcs11 && figure(pair.pkcs11))}`;
+    const software = pair.software && gatewayUs(pair.software.cpu);
+    const pkcs11 = pair.pkcs11 && gatewayUs(pair.pkcs11.cpu);
+    const difference = typeof software === 'number' && typeof pkcs11 === 'number' ? `${pkcs11 >= software ? '+' : ''}${pkcs11 - software}` : '–';
+    log(`| ${step} | ${both((f) => f.perSecond)} | ${both((f) => f.p50)} | ${both((f) => f.p99)} | ${both((f) => gatewayUs(f.cpu))} | ${difference} |`);
+  };
+  for (const [level, pair] of Object.entries(result.signedJson)) row(`signed JSON, ${level} clients`, pair);
+  for (const [level, pair] of Object.entries(result.iso8583)) row(`ISO 8583, ${level} connections × ${ISO_WINDOW}`, pair);
+  log('');
+  log(`Through the token, a signed JSON activation costs 1 ES256 signature and 1 subject HMAC; an ISO 8583 one, 2 MACs (the request's check, the answer's) and 1 PAN HMAC. The gateway's CPU counts the token too (SoftHSM2 runs in its process); the pkcs11 steps run second, on a database that holds the software steps' activations too.`);
+}
+
 function printReplay(replay: RegistrationsReplay): void {
   log('');
   const { figures: f, cpu } = replay;
@@ -534,6 +613,9 @@ const atRest = (ms: Record<string, number | null>) =>
     .join(', ');
 const CPU_HEADING = 'CPU µs/activation: gateway / PostgreSQL / broker / load generator';
 const dash = (value: number | null | undefined) => (value === null || value === undefined ? '–' : String(value));
+
+/** The one gateway's CPU per activation of a one-instance step. */
+const gatewayUs = (cpu: CpuFigures) => Object.entries(cpu.usPerActivation).find(([name]) => name.startsWith('gateway:'))?.[1] ?? null;
 
 /** The gateway instances' CPU per activation, each (`a + b`) when there are several. */
 function gatewayCpu(cpu: CpuFigures): string {
