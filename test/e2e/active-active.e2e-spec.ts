@@ -73,6 +73,23 @@ async function waitForFullOwnership(timeoutMs = 30_000, relayOnly = false): Prom
   }
 }
 
+/**
+ * Waits until the customers' registrations are applied, through the group the three instances share. A
+ * rebalance on a loaded machine can take a while (members that miss the 10 s rebalance timeout rejoin and
+ * start another), so up to 90 s; when even that is not enough, says how many were applied and who owned
+ * which partition, the evidence a stuck member leaves.
+ */
+async function registered(customers: Array<{ nationalId: string }>): Promise<void> {
+  const ids = customers.map((c) => c.nationalId);
+  try {
+    await env.waitForRow(`SELECT 1 FROM registration WHERE national_id = ANY($1) HAVING count(*) = $2`, [ids, ids.length], 'all registrations', 90_000);
+  } catch (error) {
+    const [{ applied }] = await env.database.query<{ applied: number }>(`SELECT count(*)::int AS applied FROM registration WHERE national_id = ANY($1)`, [ids]);
+    const views = await Promise.all(gateways.filter((g): g is StartedGateway => g !== null && g.child.exitCode === null).map(readiness)).catch(() => []);
+    throw new Error(`${(error as Error).message}: ${applied} of ${ids.length} applied; partitions: ${partitionSplit(views)}`);
+  }
+}
+
 beforeAll(async () => {
   env = await TestEnvironment.withoutGateway();
   // At the same moment, on an empty database: migrations run once (advisory lock), then all serve.
@@ -112,7 +129,7 @@ it('three instances share the relay slots and partitions; one killed mid-traffic
   // Customers, registered through the shared registrations group (any instance may apply them).
   const customers = Array.from({ length: 24 }, () => ({ nationalId: newNationalId(), mobile: newMobile() }));
   for (const customer of customers) await env.publishRegistration({ ...customer, status: 'PENDING_ACTIVATION', version: 1 });
-  await env.waitForRow(`SELECT 1 FROM registration WHERE national_id = ANY($1) HAVING count(*) = $2`, [customers.map((c) => c.nationalId), customers.length], 'all registrations');
+  await registered(customers);
 
   const answered: Answered[] = [];
   const unanswered: string[] = [];
@@ -295,7 +312,7 @@ it('a rolling restart under load, one instance at a time behind a load balancer 
   await waitForFullOwnership(30_000, true); // relay slots only: partitions of a stopped member wait for its session here (see below)
   const customers = Array.from({ length: 12 }, () => ({ nationalId: newNationalId(), mobile: newMobile() }));
   for (const customer of customers) await env.publishRegistration({ ...customer, status: 'PENDING_ACTIVATION', version: 1 });
-  await env.waitForRow(`SELECT 1 FROM registration WHERE national_id = ANY($1) HAVING count(*) = $2`, [customers.map((c) => c.nationalId), customers.length], 'all registrations');
+  await registered(customers);
 
   // The load balancer: an instance is in rotation while its /health/ready answers 200 (checked every 200 ms).
   const inRotation = gateways.map(() => true);
