@@ -4,6 +4,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException } from '@nestjs/co
 import { FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCode, GatewayError } from '../../common/gateway-error';
 import { JsonLogger } from '../../logging/json-logger';
+import { isKeyStoreUnavailable } from '../../keys/key-store';
 import { Problem, problemOf, sendProblem } from './problem';
 import { requestIdOf, requestPath } from './request-context';
 
@@ -52,6 +53,8 @@ export class HttpExceptionFilter implements ExceptionFilter {
 
   private classify(exception: unknown, request: FastifyRequest): { code: ErrorCode; detail: string; bodyTooLarge?: true; noRoute?: true } {
     if (exception instanceof GatewayError) return { code: exception.code, detail: exception.detail };
+    // The token went away while the request was decided (its subject hash): nothing was stored.
+    if (isKeyStoreUnavailable(exception)) return { code: 'UNAVAILABLE', detail: 'the gateway cannot use its keys now (its key store is unavailable); nothing was accepted, retry later' };
     const fastifyCode = (exception as { code?: string })?.code;
     // The body stream broke off: the client closed the connection, or the request timeout cut it off.
     // No one is left to read the answer, but it is the client's doing, not an unexpected error to log.
