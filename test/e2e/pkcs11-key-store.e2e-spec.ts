@@ -232,8 +232,9 @@ describe('a token taken away mid-traffic', () => {
       await env.waitForLog((line) => line.includes('the PKCS#11 token is unavailable'));
       await env.waitForLog((line) => line.includes('the PKCS#11 token is back'));
       // Every accepted answer stands for a stored decision whose event was published: nothing accepted was lost.
+      // At least one on each channel before the token went away and after it came back (the waits above).
       const accepted = answered.filter((a) => a.activationId);
-      expect(accepted.length).toBeGreaterThan(4);
+      expect(accepted.length).toBeGreaterThanOrEqual(4);
       await env.settled(reader);
       const stored = await env.database.query<{ id: string }>(`SELECT activation_id AS id FROM activation_request WHERE status = 'ACCEPTED'`);
       const published = new Set(reader.records.filter((r) => r.event.type === 'sa.absher.activation.accepted').map((r) => String((r.event.data as { activationId: string }).activationId)));
