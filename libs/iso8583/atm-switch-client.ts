@@ -46,10 +46,9 @@ export class AtmSwitchClient {
 
   /** Over TCP, or over TLS with `tls` (a client certificate and key for mutual TLS, the CA to trust). */
   static connect(host: string, port: number, macKey: Buffer | null, tls?: TlsConnectionOptions): Promise<AtmSwitchClient> {
+    const key = macKey && softwareMacKey(macKey);
     return new Promise((resolve, reject) => {
-      const socket: Socket = tls
-        ? connectTls({ host, port, ...tls }, () => resolve(new AtmSwitchClient(socket, macKey && softwareMacKey(macKey))))
-        : connect({ host, port }, () => resolve(new AtmSwitchClient(socket, macKey && softwareMacKey(macKey))));
+      const socket: Socket = tls ? connectTls({ host, port, ...tls }, () => resolve(new AtmSwitchClient(socket, key))) : connect({ host, port }, () => resolve(new AtmSwitchClient(socket, key)));
       socket.once('error', reject);
     });
   }

@@ -26,7 +26,10 @@ function prepared(key: Buffer): { k1: KeyObject; k2: KeyObject } {
  * with K||K||K is single DES under K, so that is what is used.
  */
 export function retailMac(key: Buffer, data: Buffer): Buffer {
-  const { k1, k2 } = prepared(key);
+  return macUnder(prepared(key), data);
+}
+
+function macUnder({ k1, k2 }: { k1: KeyObject; k2: KeyObject }, data: Buffer): Buffer {
   const padded = Buffer.alloc(Math.max(8, Math.ceil(data.length / 8) * 8));
   data.copy(padded);
   const cbc = createCipheriv('des-ede3-cbc', k1, Buffer.alloc(8));
@@ -49,8 +52,8 @@ export interface MacKey {
 
 /** A double-length key held in memory (KEY_STORE=software, the simulators). */
 export function softwareMacKey(key: Buffer): MacKey {
-  prepared(key);
-  return { mac: (data) => retailMac(key, data) };
+  const keys = prepared(key);
+  return { mac: (data) => macUnder(keys, data) };
 }
 
 /**

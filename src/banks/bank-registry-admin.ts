@@ -34,6 +34,16 @@ export interface CertificateSummary {
  * entry and reload (BankDirectory.watch), so no restart is needed. MAC keys
  * are kept by the key store (sealed, or in the token); only their check value is shown.
  */
+/** A ceremony's work in the token; what the token refuses (no such zone key, a KCV mismatch, the token gone) is the change refused, saying why. */
+function inToken<T>(work: () => T): T {
+  try {
+    return work();
+  } catch (error) {
+    if (error instanceof TokenError) throw new RegistryChangeError(error.message);
+    throw error;
+  }
+}
+
 export class BankRegistryAdmin {
   constructor(
     private readonly registry: BankRepository,
@@ -137,7 +147,7 @@ export class BankRegistryAdmin {
   async generateMacKey(bankCode: string, slot: 'current' | 'next'): Promise<{ checkValue: string }> {
     const token = this.tokenKeys('mac-key generate');
     await this.requireBank(bankCode);
-    const { stored, checkValue } = token.generateMacKey(bankCode);
+    const { stored, checkValue } = inToken(() => token.generateMacKey(bankCode));
     await this.storeMacKey(bankCode, slot, stored, checkValue, 'generated');
     return { checkValue };
   }
@@ -153,13 +163,7 @@ export class BankRegistryAdmin {
     if (!/^([0-9A-Fa-f]{2})+$/.test(cryptogram)) throw new RegistryChangeError('--cryptogram must be hex digits');
     if (!/^[0-9A-Fa-f]{6}$/.test(checkValue.trim())) throw new RegistryChangeError('--kcv must be 6 hex digits (the key check value the bank gave with the key)');
     await this.requireBank(bankCode);
-    let imported;
-    try {
-      imported = token.importMacKey(bankCode, zoneKeyLabel, Buffer.from(cryptogram, 'hex'), checkValue.trim());
-    } catch (error) {
-      if (error instanceof TokenError) throw new RegistryChangeError(error.message);
-      throw error;
-    }
+    const imported = inToken(() => token.importMacKey(bankCode, zoneKeyLabel, Buffer.from(cryptogram, 'hex'), checkValue.trim()));
     await this.storeMacKey(bankCode, slot, imported.stored, imported.checkValue, 'imported');
     return { checkValue: imported.checkValue };
   }
@@ -168,12 +172,7 @@ export class BankRegistryAdmin {
   async generateHashKey(name: string): Promise<void> {
     if (name !== 'pan' && name !== 'subject') throw new RegistryChangeError('--name is pan or subject');
     const token = this.tokenKeys('hash-key generate');
-    try {
-      token.generateHashKey(name);
-    } catch (error) {
-      if (error instanceof TokenError) throw new RegistryChangeError(error.message);
-      throw error;
-    }
+    inToken(() => token.generateHashKey(name));
     await this.transactions.run((tx) => this.registry.recordChange(tx, { operator: this.operator, action: 'hash-key-generated', bankCode: null, details: { name, label: HASH_KEY_LABELS[name] } }));
   }
 

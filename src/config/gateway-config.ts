@@ -266,9 +266,9 @@ export class GatewayConfig {
   GATEWAY_SIGNING_CERT: string = DEVELOPMENT_SIGNING_CERT;
 
   /**
-   * Where secret keys live: `software` (PEM files and sealed keys in the store), or `pkcs11`: in a
-   * PKCS#11 token, used only through it. Under pkcs11 the response-signing key is
-   * GATEWAY_SIGNING_KEY_LABEL in the token (GATEWAY_SIGNING_KEY is not read).
+   * Where secret keys live: `software` (PEM files, sealed keys in the store, hash keys in the
+   * environment), or `pkcs11`: every one in a PKCS#11 token, used only through it (the signing key is
+   * GATEWAY_SIGNING_KEY_LABEL there); the software key variables are then refused.
    */
   @Variable()
   @IsIn(['software', 'pkcs11'])
@@ -523,7 +523,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.MANAGEMENT_PORT !== 0 && (config.MANAGEMENT_PORT === config.HTTP_PORT || config.MANAGEMENT_PORT === config.ISO8583_PORT)) {
     problems.push(`MANAGEMENT_PORT must differ from HTTP_PORT and ISO8583_PORT (got ${config.MANAGEMENT_PORT})`);
   }
-  if (config.KEY_STORE === 'pkcs11') {
+  if (tokenKeys) {
     const missing = ['PKCS11_MODULE', 'PKCS11_TOKEN_LABEL', 'GATEWAY_SIGNING_KEY_LABEL', 'GATEWAY_SIGNING_CERT'].filter((name) => unset.has(name));
     if (missing.length) problems.push(`KEY_STORE=pkcs11 needs ${missing.join(', ')}`);
     if (Boolean(config.PKCS11_PIN) === Boolean(config.PKCS11_PIN_FILE)) problems.push('KEY_STORE=pkcs11 needs one of PKCS11_PIN and PKCS11_PIN_FILE');
@@ -534,7 +534,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (problems.length) throw new ConfigurationError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   if (logger && config.LOG_LEVEL !== 'error') {
     for (const [name, spec] of VARIABLES) {
-      if (spec.developmentDefault && unset.has(name) && !(config.KEY_STORE === 'pkcs11' && spec.softwareKey)) logger.emit('warn', `${name} is unset: ${spec.developmentDefault}, for development only`);
+      if (spec.developmentDefault && unset.has(name) && !(tokenKeys && spec.softwareKey)) logger.emit('warn', `${name} is unset: ${spec.developmentDefault}, for development only`);
     }
   }
   return config;
